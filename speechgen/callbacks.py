@@ -1,0 +1,106 @@
+"""Keras callbacks that keep truncated BPTT honest and a run safe.
+
+- :class:`ResetStates`: ``fit`` never resets LSTM state; state from the end of one
+  epoch (or from the training streams) must not leak into the next epoch or into
+  validation.
+- :class:`StopOnNaN`: a diverging run stops with a message and keeps the best model.
+- :class:`RunRecorder`: per-epoch history (loss, val_loss, seconds) in ``history.csv``,
+  the best model in ``model.keras`` and the last one, with optimizer state, in
+  ``checkpoint.keras``; every file written atomically.
+"""
+
+import math
+import time
+from pathlib import Path
+
+import keras
+
+from .files import atomic_path, write_text
+
+
+class ResetStates(keras.callbacks.Callback):
+    """Zero LSTM states at every epoch start and before every validation pass."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.reset_rnn_states()
+
+    def on_test_begin(self, logs=None):
+        self.model.reset_rnn_states()
+
+
+class StopOnNaN(keras.callbacks.Callback):
+    """Stop training at the first non-finite training loss.
+
+    Attributes:
+        batch: ``(epoch, batch)`` where it happened, or None.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.batch = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.batch = (self._epoch, batch)
+            self.model.stop_training = True
+
+
+class RunRecorder(keras.callbacks.Callback):
+    """Write history, the best model and the last checkpoint after each epoch.
+
+    Args:
+        run_dir: the run directory.
+        monitor: the quantity that decides "best" (lower is better).
+    Attributes:
+        rows: one dict per finished epoch (epoch from 1, loss, val_loss, seconds).
+        best_epoch, best: epoch (from 1) and value of the best ``monitor`` so far.
+    """
+
+    def __init__(self, run_dir, monitor="val_loss"):
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.monitor = monitor
+        self.rows = []
+        self.best_epoch, self.best = None, math.inf
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        seconds = time.perf_counter() - self._started
+        row = {
+            "epoch": epoch + 1,
+            "loss": float(logs.get("loss", math.nan)),
+            "val_loss": float(logs.get("val_loss", math.nan)),
+            "seconds": seconds,
+        }
+        self.rows.append(row)
+        self.write_history()
+        value = row.get(self.monitor, math.nan)
+        if math.isfinite(value) and value < self.best:
+            self.best, self.best_epoch = value, epoch + 1
+            self.save(self.run_dir / "model.keras", include_optimizer=False)
+        if math.isfinite(row["loss"]):
+            self.save(self.run_dir / "checkpoint.keras", include_optimizer=True)
+
+    def save(self, path, include_optimizer):
+        with atomic_path(path) as tmp:
+            if include_optimizer:
+                self.model.save(tmp)
+            else:
+                # The best model is for sampling and evaluation: no optimizer slots
+                # (they would triple the file), so save a clean copy of the weights.
+                copy = type(self.model).from_config(self.model.get_config())
+                copy.set_weights(self.model.get_weights())
+                copy.save(tmp)
+
+    def write_history(self):
+        lines = ["epoch,loss,val_loss,seconds"]
+        lines += [f"{r['epoch']},{r['loss']:.8g},{r['val_loss']:.8g},{r['seconds']:.3f}" for r in self.rows]
+        write_text(self.run_dir / "history.csv", "\n".join(lines) + "\n")

@@ -1,0 +1,144 @@
+"""The ``speechgen`` command: parse, call one library function, print.
+
+TensorFlow is imported only inside the commands, so ``--help`` answers at once. A
+:class:`speechgen.errors.SpeechgenError` becomes one line on stderr and exit status 1
+(2 for usage errors); ``--debug`` shows the traceback instead.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import SpeechgenError, UsageError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SpeechgenError as err:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"error: {err}", err=True)
+            ctx.exit(err.exit_code)
+
+
+def _quiet_tensorflow():
+    """Import TensorFlow without its C++ start-up chatter (CUDA probes, oneDNN notes).
+
+    Some of those lines are printed by absl before any log level applies, so stderr is
+    pointed at /dev/null for the import alone; a failing import still raises normally.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+@click.version_option(package_name="speechgen")
+@click.pass_context
+def main(ctx, debug):
+    """Learn to generate raw audio (speech, music) with stateful LSTMs."""
+    ctx.obj = {"debug": debug}
+
+
+@main.command()
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Run directory to create.")
+@click.option("--config", "configs", multiple=True, help="YAML config file or preset name (configs/NAME.yaml); repeatable.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override one config key; repeatable.")
+@click.option("--force", is_flag=True, help="Overwrite the run files in an existing --out.")
+@click.option("--quiet", is_flag=True, help="One line per epoch instead of a progress bar.")
+def train(data, out, configs, sets, force, quiet):
+    """Train a model on DATA (a WAV or NIST SPHERE file) into the run directory --out."""
+    from .config import load_config
+
+    config = load_config(configs, sets)
+    _quiet_tensorflow()
+    from .train import nan_message
+    from .train import train as run_training
+
+    result = run_training(data, out, config, force=force, verbose=2 if quiet else 1)
+    if result.stopped_by_nan:
+        raise SpeechgenError(nan_message(result, out))
+    mse = result.summary["splits_mse"]
+    if mse:
+        from .evaluate import format_table
+
+        click.echo(format_table(mse))
+    click.echo(f"run written to {out}")
+
+
+@main.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="WAV file to write.")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True, help="Seconds to generate.")
+@click.option("--prime", "prime_path", type=click.Path(path_type=Path), help="WAV to prime the state with (default: the test split of the training data).")
+@click.option("--prime-seconds", type=click.FloatRange(min=0, min_open=True), help="Seconds of priming audio (default: one training sequence).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Chooses where in the priming audio to start.")
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+def sample(model_path, out, seconds, prime_path, prime_seconds, seed, force):
+    """Generate audio free-running from MODEL after priming it with real audio."""
+    if out.exists() and not force:
+        raise SpeechgenError(f"{out}: already exists; choose another --out or pass --force")
+    _check_writable(out)
+    _quiet_tensorflow()
+    from .sample import sample_to_wav
+
+    def progress(done, total, elapsed, rate_factor):
+        click.echo(f"\r  {done}/{total} steps, {rate_factor:.2f}x real time", nl=False, err=True)
+        if done == total:
+            click.echo("", err=True)
+
+    info = sample_to_wav(model_path, out, seconds, prime_path, prime_seconds, seed, progress)
+    click.echo(
+        f"wrote {info['seconds']:.2f} s to {out} ({info['rate']} Hz) primed with "
+        f"{info['prime_seconds']:.2f} s of {info['prime_source']}; "
+        f"generation ran at {info['real_time_factor']:.2f}x real time"
+    )
+
+
+@main.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
+@click.argument("data", required=False, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def evaluate(model_path, data, as_json):
+    """Per-split teacher-forced MSE of MODEL on DATA (default: its training data), with baselines."""
+    _quiet_tensorflow()
+    from .evaluate import evaluate_model, format_table
+    from .model import load_model
+    from .corpus import reopen_corpus
+
+    model = load_model(model_path)
+    corpus = reopen_corpus(model.train_config, data)
+    results = evaluate_model(model, corpus)
+    if as_json:
+        click.echo(json.dumps({"model": str(model_path), "data": corpus.source, "splits": results}, indent=2))
+    else:
+        click.echo(f"{model_path} on {corpus.source} (MSE in normalised units)")
+        click.echo(format_table(results))
+
+
+def _check_writable(path):
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise SpeechgenError(f"{folder}: no such folder for {path}")
+    if not os.access(folder, os.W_OK):
+        raise SpeechgenError(f"{folder}: cannot write there (permission denied)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""Training configuration: defaults, YAML files and ``--set`` overrides, validated.
+
+Resolution order (later wins): the :class:`Config` defaults -> each ``--config FILE``
+(YAML, read with ``safe_load``) -> each ``--set key=value`` (the value parsed as YAML,
+so ``--set units=[64,64]`` and ``--set learning_rate=1e-3`` work). Unknown keys,
+wrong types and impossible values are errors naming the source. The resolved config
+is saved beside the model (``RUN/config.yaml``) and inside it.
+
+The framing (see docs/design.md): each model step reads ``window`` samples and
+predicts the next ``hop``. Frame-level models (write-up 1) have ``hop == window``
+(``frame_size``); sample-level models (write-up 2) have ``window = k`` and ``hop = 1``.
+"""
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import UsageError
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+@dataclass
+class Config:
+    """Every setting of a training run. Units: samples, steps, epochs."""
+
+    # Framing.
+    window: int = 16000  # samples the model reads per step
+    hop: int = 16000  # samples it predicts per step (= window: frame-level)
+    seq_len: int = 50  # steps per truncated-BPTT chunk
+    batch_size: int = 16  # parallel streams (fixed: the LSTMs are stateful)
+    # Data.
+    split: list = field(default_factory=lambda: [0.8, 0.1, 0.1])  # train/valid/test
+    normalisation: str = "meanrange"  # (x - mean)/(max - min), or "minmax" -> [-1, 1]
+    # Model.
+    units: list = field(default_factory=lambda: [600, 600, 600])  # one LSTM per entry
+    dropout: float = 0.0  # between LSTM layers
+    input_noise: float = 0.0  # GaussianNoise sigma on the input, normalised units
+    output_activation: str = "tanh"
+    l2: float = 0.0  # L2 penalty on LSTM and Dense kernels
+    # Optimisation.
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    clipnorm: float = 1.0  # gradient clipping by global norm; 0 disables
+    epochs: int = 100
+    patience: int = 10  # early stopping on val_loss
+    seed: int = 0
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+CHOICES = {
+    "normalisation": ("meanrange", "minmax"),
+    "output_activation": ("tanh", "linear", "relu"),
+    "optimizer": ("adam", "sgd", "rmsprop", "adamw"),
+}
+
+
+def _coerce(key, value, source):
+    """Check ``value`` has the type of field ``key``; ints are accepted for floats."""
+    default = FIELDS[key].default
+    if default is dataclasses.MISSING:
+        default = FIELDS[key].default_factory()
+    want = type(default)
+    ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if want is list and ok:
+        item = int if key == "units" else float
+        ok = all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and (item is float or isinstance(v, int))
+            for v in value
+        )
+        value = [item(v) for v in value] if ok else value
+    if not ok:
+        raise UsageError(
+            f"{source}: {key} must be {want.__name__}"
+            f"{' of ' + ('integers' if key == 'units' else 'numbers') if want is list else ''}"
+            f", got {value!r}"
+        )
+    return value
+
+
+def _apply(values, mapping, source):
+    if not isinstance(mapping, dict):
+        raise UsageError(f"{source}: expected a mapping of key: value, got {type(mapping).__name__}")
+    for key, value in mapping.items():
+        if key not in FIELDS:
+            raise UsageError(
+                f"{source}: unknown key {key!r} (known: {', '.join(sorted(FIELDS))})"
+            )
+        values[key] = _coerce(key, value, source)
+
+
+def resolve_config_path(name):
+    """A config argument is a path, or the name of a preset in ``configs/``."""
+    path = Path(name)
+    if path.exists():
+        return path
+    preset = CONFIG_DIR / f"{name}.yaml"
+    if preset.exists():
+        return preset
+    raise UsageError(f"{name}: no such config file or preset (presets are in {CONFIG_DIR})")
+
+
+def load_config(files=(), sets=(), base=None):
+    """Resolve a :class:`Config` from YAML files and ``key=value`` overrides.
+
+    Args:
+        files: config paths or preset names, applied in order.
+        sets: ``"key=value"`` strings, applied after the files.
+        base: a dict to start from instead of the defaults (e.g. a saved run's config).
+    Raises:
+        UsageError: unreadable file, bad YAML, unknown key, wrong type, bad value.
+    """
+    values = Config().to_dict() if base is None else dict(base)
+    for name in files:
+        path = resolve_config_path(name)
+        try:
+            mapping = yaml.safe_load(path.read_text())
+        except OSError as err:
+            raise UsageError(f"{path}: cannot be read ({err.strerror})") from None
+        except yaml.YAMLError as err:
+            raise UsageError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        _apply(values, mapping or {}, str(path))
+    for item in sets:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set {item!r}: expected key=value")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise UsageError(f"--set {item!r}: the value does not parse") from None
+        _apply(values, {key.strip(): value}, f"--set {key.strip()}")
+    config = Config(**values)
+    validate(config)
+    return config
+
+
+def validate(config):
+    """Raise :class:`UsageError` for values no run could use."""
+    for key in ("window", "hop", "seq_len", "batch_size", "epochs"):
+        if getattr(config, key) <= 0:
+            raise UsageError(f"config: {key} must be positive, got {getattr(config, key)}")
+    if config.hop > config.window:
+        raise UsageError(
+            f"config: hop ({config.hop}) must not exceed window ({config.window}): "
+            "each step's input must contain the previous step's prediction"
+        )
+    if not config.units or any(u <= 0 for u in config.units):
+        raise UsageError(f"config: units must be a non-empty list of positive sizes, got {config.units}")
+    if len(config.split) != 3 or any(f < 0 for f in config.split) or abs(sum(config.split) - 1) > 1e-6:
+        raise UsageError(
+            f"config: split must be three non-negative fractions (train, valid, test) "
+            f"summing to 1, got {config.split}"
+        )
+    if min(config.split[:2]) <= 0:
+        raise UsageError(f"config: split needs non-empty train and valid parts, got {config.split}")
+    for key in ("dropout",):
+        if not 0 <= getattr(config, key) < 1:
+            raise UsageError(f"config: {key} must be in [0, 1), got {getattr(config, key)}")
+    for key in ("input_noise", "l2", "clipnorm", "patience"):
+        if getattr(config, key) < 0:
+            raise UsageError(f"config: {key} must not be negative, got {getattr(config, key)}")
+    if config.learning_rate <= 0:
+        raise UsageError(f"config: learning_rate must be positive, got {config.learning_rate}")
+    for key, choices in CHOICES.items():
+        if getattr(config, key) not in choices:
+            raise UsageError(
+                f"config: {key} must be one of {', '.join(choices)}, got {getattr(config, key)!r}"
+            )
+
+
+def dump_config(config):
+    """The YAML text of a config (what ``RUN/config.yaml`` holds)."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)

@@ -1,0 +1,187 @@
+"""The one model family: a stateful stacked LSTM that predicts the next ``hop`` samples.
+
+Frame-level (write-up 1) and sample-level (write-up 2) models are two settings of
+:class:`SpeechRNN` (``hop == window`` versus ``hop == 1``), not two code paths.
+Backend-neutral: only ``keras`` layers and ``keras.ops``.
+"""
+
+import keras
+from keras import layers
+
+from .errors import SpeechgenError
+
+
+@keras.saving.register_keras_serializable(package="speechgen")
+class SpeechRNN(keras.Model):
+    """GaussianNoise -> N x LSTM(stateful) with Dropout between -> Dense(hop).
+
+    Built functionally inside the subclass (keras-hub style): the constructor takes
+    everything needed to rebuild the model and ``get_config`` mirrors it, so a saved
+    ``.keras`` file carries its sample rate, framing, normaliser and training config
+    and needs nothing else to sample or evaluate.
+
+    Args:
+        window: samples read per step.
+        hop: samples predicted per step (``<= window``).
+        units: list, one LSTM of that many units per entry.
+        batch_size: fixed batch size (stateful layers need it): training streams, or
+            1 / N for generation.
+        dropout: dropout rate between LSTM layers.
+        input_noise: std of the Gaussian noise added to inputs while training.
+        output_activation: ``tanh``, ``linear`` or ``relu``.
+        l2: L2 penalty on the LSTM and Dense kernels.
+        sample_rate: Hz, for writing generated audio.
+        normaliser: dict (:class:`speechgen.corpus.Normaliser.to_dict`).
+        train_config: the resolved training config plus the data path (dict).
+
+    Shapes:
+        inputs ``(batch_size, steps, window)`` -> outputs ``(batch_size, steps, hop)``,
+        float32, normalised units. ``steps`` may differ from call to call; the LSTM
+        state carries over between calls until :meth:`reset_rnn_states`.
+    """
+
+    def __init__(
+        self,
+        window,
+        hop,
+        units=(600, 600, 600),
+        batch_size=1,
+        dropout=0.0,
+        input_noise=0.0,
+        output_activation="tanh",
+        l2=0.0,
+        sample_rate=16000,
+        normaliser=None,
+        train_config=None,
+        **kwargs,
+    ):
+        regulariser = keras.regularizers.L2(l2) if l2 else None
+        inputs = keras.Input(batch_shape=(batch_size, None, window), name="frames")
+        x = inputs
+        if input_noise:
+            x = layers.GaussianNoise(input_noise, name="input_noise")(x)
+        for i, size in enumerate(units):
+            if i and dropout:
+                x = layers.Dropout(dropout, name=f"dropout_{i}")(x)
+            # Default activations and recurrent_dropout=0 keep the cuDNN kernel on GPU.
+            x = layers.LSTM(
+                size,
+                return_sequences=True,
+                stateful=True,
+                kernel_regularizer=regulariser,
+                name=f"lstm_{i}",
+            )(x)
+        outputs = layers.Dense(
+            hop, activation=output_activation, kernel_regularizer=regulariser, name="next_samples"
+        )(x)
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.window = window
+        self.hop = hop
+        self.units = list(units)
+        self.batch_size = batch_size
+        self.dropout = dropout
+        self.input_noise = input_noise
+        self.output_activation = output_activation
+        self.l2 = l2
+        self.sample_rate = sample_rate
+        self.normaliser = normaliser
+        self.train_config = train_config
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "window": self.window,
+            "hop": self.hop,
+            "units": self.units,
+            "batch_size": self.batch_size,
+            "dropout": self.dropout,
+            "input_noise": self.input_noise,
+            "output_activation": self.output_activation,
+            "l2": self.l2,
+            "sample_rate": self.sample_rate,
+            "normaliser": self.normaliser,
+            "train_config": self.train_config,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def reset_rnn_states(self):
+        """Zero the state of every LSTM (not of other layers: see docs/design.md)."""
+        for layer in self.layers:
+            if isinstance(layer, layers.RNN):
+                layer.reset_state()
+
+    def with_batch_size(self, batch_size):
+        """A copy for another batch size (1 or N streams) with the same weights.
+
+        The LSTM state variables are not weights, so the copy starts from zero state.
+        """
+        config = self.get_config()
+        config["batch_size"] = batch_size
+        copy = type(self).from_config(config)
+        copy.set_weights(self.get_weights())
+        return copy
+
+
+def build_model(config, sample_rate, normaliser, data, batch_size=None):
+    """A :class:`SpeechRNN` from a :class:`speechgen.config.Config`."""
+    keras.utils.set_random_seed(config.seed)
+    return SpeechRNN(
+        window=config.window,
+        hop=config.hop,
+        units=config.units,
+        batch_size=batch_size or config.batch_size,
+        dropout=config.dropout,
+        input_noise=config.input_noise,
+        output_activation=config.output_activation,
+        l2=config.l2,
+        sample_rate=sample_rate,
+        normaliser=normaliser.to_dict(),
+        train_config={**config.to_dict(), "data": str(data)},
+    )
+
+
+def make_optimizer(config):
+    """The optimizer named in the config, with gradient clipping by global norm."""
+    kwargs = {"learning_rate": config.learning_rate}
+    if config.clipnorm:
+        kwargs["global_clipnorm"] = config.clipnorm
+    cls = {
+        "adam": keras.optimizers.Adam,
+        "adamw": keras.optimizers.AdamW,
+        "sgd": keras.optimizers.SGD,
+        "rmsprop": keras.optimizers.RMSprop,
+    }[config.optimizer]
+    return cls(**kwargs)
+
+
+def load_model(path):
+    """Load a ``.keras`` file saved by speechgen, in Keras safe mode.
+
+    Raises:
+        SpeechgenError: missing file, not a Keras archive, not a speechgen model,
+        or refused by safe mode.
+    """
+    import zipfile
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.exists():
+        raise SpeechgenError(f"{path}: no such model file")
+    if path.is_dir():
+        raise SpeechgenError(f"{path}: is a directory, expected a .keras model file")
+    if not zipfile.is_zipfile(path):
+        raise SpeechgenError(f"{path}: not a Keras model (.keras files are zip archives)")
+    try:
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as err:  # Keras raises many types for foreign or broken archives
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SpeechgenError(f"{path}: cannot be loaded as a speechgen model ({first[:200]})") from None
+    if not isinstance(model, SpeechRNN):
+        raise SpeechgenError(
+            f"{path}: is a Keras model but not a speechgen model ({type(model).__name__})"
+        )
+    return model

@@ -1,0 +1,53 @@
+"""Figures: learning curves and waveform comparisons (matplotlib, Agg backend)."""
+
+import numpy as np
+
+from .files import atomic_path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(rows, path, title="learning curves"):
+    """Train and valid loss per epoch (log scale) from history rows; written atomically."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    epochs = [r["epoch"] for r in rows]
+    ax.plot(epochs, [r["loss"] for r in rows], "o-", label="train")
+    ax.plot(epochs, [r["val_loss"] for r in rows], "s-", label="valid")
+    finite = [v for r in rows for v in (r["loss"], r["val_loss"]) if np.isfinite(v) and v > 0]
+    if finite:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("MSE (normalised units)")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+
+
+def plot_waveforms(panels, rate, path, title=None):
+    """Stacked waveform panels: ``panels`` is a list of (label, samples)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 1.8 * len(panels)), sharex=True, squeeze=False)
+    for ax, (label, samples) in zip(axes[:, 0], panels):
+        t = np.arange(len(samples)) / rate
+        ax.plot(t, samples, lw=0.4)
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+    axes[-1, 0].set_xlabel("seconds")
+    if title:
+        axes[0, 0].set_title(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
