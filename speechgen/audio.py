@@ -8,6 +8,7 @@ read by :mod:`speechgen.sphere`. Several channels are mixed to mono by averaging
 Writing produces 16-bit PCM WAV.
 """
 
+import struct
 import warnings
 from pathlib import Path
 
@@ -117,8 +118,8 @@ def read_audio(path):
     elif head[:4] in (b"RIFF", b"RIFX", b"RF64") and head[8:12] == b"WAVE":
         try:
             rate, raw = _read_riff(path)
-        except (ValueError, EOFError, OSError, IndexError) as err:
-            raise SpeechgenError(f"{path}: corrupt WAV file ({err})") from None
+        except (ValueError, EOFError, OSError, IndexError, struct.error) as err:
+            raise SpeechgenError(f"{path}: corrupt or truncated WAV file ({err})") from None
     else:
         raise SpeechgenError(
             f"{path}: not a WAV or NIST SPHERE file (convert it to WAV, e.g. with sox)"

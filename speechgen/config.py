@@ -66,6 +66,12 @@ def _coerce(key, value, source):
     if default is dataclasses.MISSING:
         default = FIELDS[key].default_factory()
     want = type(default)
+    if want is float and isinstance(value, str):
+        # YAML 1.1 reads "1e-4" (no dot) as a string; users mean a number.
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
     if want is float and isinstance(value, int) and not isinstance(value, bool):
         value, ok = float(value), True

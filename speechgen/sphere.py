@@ -160,7 +160,7 @@ def _header_size(path, start, size):
     text = line[0].strip()
     if not text.isdigit():
         raise SpeechgenError(
-            f"{path}: SPHERE header size {text.decode('ascii', 'replace')!r} "
+            f"{path}: SPHERE header size {text.decode('ascii', 'replace')!r:.20} "
             "is not a number"
         )
     header_size = int(text)

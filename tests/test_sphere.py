@@ -140,7 +140,7 @@ BAD = {
     ),
     "data shorter than declared": (
         header(*MONO_LE) + bytes(9),
-        "holds 4 samples but the header declares 7",
+        "holds 4 samples but its header declares 7",
     ),
     "zero samples": (header(*with_field(b"sample_count", b"sample_count -i 0")), "no samples"),
     "compressed": (
@@ -217,14 +217,14 @@ def test_random_bytes_after_magic_only_raise_speechgen_error(content):
         min_size=1,
         max_size=8,
     ),
-    st.integers(0, len(VALID)),
+    st.one_of(st.just(None), st.integers(0, len(VALID))),
 )
 def test_mutated_headers_only_raise_speechgen_error(edits, cut):
     content = bytearray(VALID)
     for offset, byte in edits:
         # Mostly hit the header text, where the parser lives.
         content[offset % 300] = byte
-    _read_bytes_as_sphere(bytes(content[: max(cut, 1000)]))
+    _read_bytes_as_sphere(bytes(content[:cut]))  # sometimes cut short too
 
 
 FIELD_VALUE = st.one_of(

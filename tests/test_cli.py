@@ -1,0 +1,112 @@
+"""The command line: instant help, the three verbs end to end, one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import chord, tiny_sets, write_pcm16
+from speechgen.cli import main
+
+
+def run(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result
+
+
+def sets(**kw):
+    return [x for s in tiny_sets(**kw) for x in ("--set", s)]
+
+
+def test_help_does_not_import_tensorflow():
+    code = (
+        "import sys\nfrom click.testing import CliRunner\nfrom speechgen.cli import main\n"
+        "for args in ([], ['train'], ['sample'], ['evaluate']):\n"
+        "    r = CliRunner().invoke(main, args + ['--help'])\n"
+        "    assert r.exit_code == 0 and 'Usage' in r.output, r.output\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def one_line_error(result, code, *words):
+    assert result.exit_code == code, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli")
+    data = write_pcm16(tmp / "chord.wav", 4000, chord(4000, 30))
+    result = run("train", data, "--out", tmp / "run", "--quiet", *sets(epochs=2))
+    assert result.exit_code == 0, result.output
+    return tmp, data, result
+
+
+def test_train_prints_times_and_the_evaluation_table(trained):
+    tmp, _, result = trained
+    assert "s per epoch" in result.output
+    assert "| test |" in result.output and "persistence MSE" in result.output
+    assert (tmp / "run" / "model.keras").exists()
+
+
+def test_sample_writes_the_requested_length(trained):
+    tmp, _, _ = trained
+    out = tmp / "gen.wav"
+    result = run("sample", tmp / "run" / "model.keras", "--out", out, "--seconds", 1.5, "--seed", 3)
+    assert result.exit_code == 0, result.output
+    assert "real time" in result.output
+    from speechgen.audio import read_audio
+
+    assert len(read_audio(out)) == 6000
+    again = run("sample", tmp / "run" / "model.keras", "--out", out)
+    one_line_error(again, 1, str(out), "already exists", "--force")
+    prime = write_pcm16(tmp / "prime.wav", 4000, chord(4000, 1, freqs=(300.0,), amps=(0.4,)))
+    result = run("sample", tmp / "run" / "model.keras", "--out", out, "--force", "--prime", prime, "--seconds", 0.5)
+    assert result.exit_code == 0 and str(prime) in result.output
+
+
+def test_evaluate_json_defaults_to_the_training_data(trained):
+    tmp, data, _ = trained
+    result = run("evaluate", tmp / "run" / "model.keras", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["data"] == str(data.resolve())
+    for split in ("train", "valid", "test"):
+        r = report["splits"][split]
+        assert r["model"] >= 0 and r["zero"] > 0 and r["persistence"] > 0 and r["steps"] > 0
+
+
+def test_errors_are_one_line_with_exit_codes(trained, tmp_path):
+    tmp, data, _ = trained
+    model = tmp / "run" / "model.keras"
+    one_line_error(run("train", tmp_path / "nope.wav", "--out", tmp_path / "r"), 1, "nope.wav", "no such file")
+    assert not (tmp_path / "r").exists()
+    one_line_error(run("train", data, "--out", tmp_path / "r", "--set", "bogus=1"), 2, "unknown key 'bogus'")
+    one_line_error(run("train", data, "--out", tmp / "run", *sets(epochs=1)), 1, "already holds files")
+    one_line_error(run("sample", tmp_path / "missing.keras", "--out", tmp_path / "g.wav"), 1, "no such model file")
+    (tmp_path / "fake.keras").write_text("not a zip")
+    one_line_error(run("evaluate", tmp_path / "fake.keras"), 1, "fake.keras", "not a Keras model")
+    other = write_pcm16(tmp_path / "r16k.wav", 16000, chord(16000, 1))
+    one_line_error(
+        run("sample", model, "--out", tmp_path / "g.wav", "--prime", other), 1, "16000 Hz", "4000 Hz"
+    )
+    assert not (tmp_path / "g.wav").exists()
+    result = run("--debug", "evaluate", tmp_path / "fake.keras")
+    assert result.exit_code != 0 and result.exc_info is not None  # --debug keeps the exception
+
+
+def test_nan_run_exits_1_with_a_hint(tmp_path):
+    data = write_pcm16(tmp_path / "chord.wav", 4000, chord(4000, 30))
+    bad = sets(epochs=6, learning_rate=100.0, optimizer="sgd", clipnorm=0, output_activation="linear")
+    result = run("train", data, "--out", tmp_path / "run", "--quiet", *bad)
+    assert result.exit_code == 1
+    assert "diverged" in result.output and "Lower learning_rate" in result.output
+    assert (tmp_path / "run" / "model.keras").exists()

@@ -1,0 +1,63 @@
+"""The model: state carry, save/load, batch-size copies, the frame16k parameter count."""
+
+import keras
+import numpy as np
+
+from speechgen.config import load_config
+from speechgen.corpus import Normaliser
+from speechgen.model import SpeechRNN, build_model, load_model
+
+
+def tiny(batch_size=2, **kw):
+    keras.utils.set_random_seed(1)
+    args = dict(window=6, hop=3, units=[8, 5], batch_size=batch_size, sample_rate=8000,
+                normaliser={"kind": "meanrange", "center": 0.0, "scale": 1.0})
+    args.update(kw)
+    return SpeechRNN(**args)
+
+
+def test_stateful_step_by_step_equals_full_sequence():
+    model = tiny()
+    x = np.random.default_rng(0).normal(size=(2, 7, 6)).astype("float32")
+    full = model(x).numpy()
+    model.reset_rnn_states()
+    steps = np.concatenate([model(x[:, t : t + 1]).numpy() for t in range(7)], axis=1)
+    np.testing.assert_allclose(steps, full, atol=1e-6)
+    # And chunks of a longer sequence carry state: 3 + 4 steps == 7 steps.
+    model.reset_rnn_states()
+    chunks = np.concatenate([model(x[:, :3]).numpy(), model(x[:, 3:]).numpy()], axis=1)
+    np.testing.assert_allclose(chunks, full, atol=1e-6)
+    # Without a reset the state carries over, so the same input gives another answer.
+    assert not np.allclose(model(x).numpy(), full, atol=1e-4)
+    model.reset_rnn_states()
+    np.testing.assert_allclose(model(x).numpy(), full, atol=1e-6)
+
+
+def test_save_load_round_trip(tmp_path):
+    model = tiny(dropout=0.1, input_noise=0.05, output_activation="linear", l2=1e-4,
+                 train_config={"seq_len": 4, "data": "/x.wav"})
+    x = np.random.default_rng(1).normal(size=(2, 5, 6)).astype("float32")
+    before = model(x).numpy()
+    model.save(tmp_path / "m.keras")
+    loaded = load_model(tmp_path / "m.keras")
+    assert type(loaded) is SpeechRNN
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_allclose(loaded(x).numpy(), before, atol=1e-6)
+
+
+def test_batch_size_copy_shares_weights_not_state():
+    model = tiny(batch_size=4)
+    x = np.random.default_rng(2).normal(size=(4, 5, 6)).astype("float32")
+    model.reset_rnn_states()
+    full = model(x).numpy()
+    one = model.with_batch_size(1)
+    assert one.batch_size == 1
+    np.testing.assert_allclose(one(x[2:3]).numpy(), full[2:3], atol=1e-6)
+
+
+def test_frame16k_preset_has_the_write_ups_parameter_count():
+    config = load_config(["frame16k"])
+    model = build_model(config, 16000, Normaliser("meanrange", 0.0, 1.0), "data.wav")
+    assert model.count_params() == 55_223_200
+    assert [l.units for l in model.layers if isinstance(l, keras.layers.LSTM)] == [600] * 3
+    assert all(l.stateful for l in model.layers if isinstance(l, keras.layers.LSTM))
