@@ -19,13 +19,34 @@ from .files import atomic_path, write_text
 
 
 class ResetStates(keras.callbacks.Callback):
-    """Zero LSTM states at every epoch start and before every validation pass."""
+    """Zero LSTM states at every epoch start and before every validation pass, and the
+    state of single rows where a new stream (utterance) starts mid-epoch.
+
+    Args:
+        train_fresh, valid_fresh: ``(n_batches, batch_size)`` bool arrays from the
+            training and validation :class:`speechgen.pipeline.Schedule`, or None.
+    """
+
+    def __init__(self, train_fresh=None, valid_fresh=None):
+        super().__init__()
+        self.train_fresh, self.valid_fresh = train_fresh, valid_fresh
 
     def on_epoch_begin(self, epoch, logs=None):
         self.model.reset_rnn_states()
 
     def on_test_begin(self, logs=None):
         self.model.reset_rnn_states()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._rows(self.train_fresh, batch)
+
+    def on_test_batch_begin(self, batch, logs=None):
+        self._rows(self.valid_fresh, batch)
+
+    def _rows(self, fresh, batch):
+        # Batch 0 follows a full reset; later batches reset only rows that start anew.
+        if fresh is not None and 0 < batch < len(fresh) and fresh[batch].any():
+            self.model.reset_rnn_rows(fresh[batch])
 
 
 class StopOnNaN(keras.callbacks.Callback):

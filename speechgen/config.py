@@ -34,6 +34,10 @@ class Config:
     # Data.
     split: list = field(default_factory=lambda: [0.8, 0.1, 0.1])  # train/valid/test
     normalisation: str = "meanrange"  # (x - mean)/(max - min), or "minmax" -> [-1, 1]
+    # Phone conditioning (corpus folders with .PHN labels).
+    phones: str = "none"  # none | current (phone of the predicted samples) | context (prev, cur, next)
+    phone_embedding: int = 0  # 0: one-hot phones; N: a learned N-dim embedding
+    phone_folding: str = "none"  # none | timit39 (Lee & Hon's 39 classes)
     # Model.
     units: list = field(default_factory=lambda: [600, 600, 600])  # one LSTM per entry
     dropout: float = 0.0  # between LSTM layers
@@ -46,6 +50,7 @@ class Config:
     clipnorm: float = 1.0  # gradient clipping by global norm; 0 disables
     epochs: int = 100
     patience: int = 10  # early stopping on val_loss
+    max_batches: int = 0  # cap batches per epoch (0: the whole split)
     seed: int = 0
 
     def to_dict(self):
@@ -57,6 +62,8 @@ CHOICES = {
     "normalisation": ("meanrange", "minmax"),
     "output_activation": ("tanh", "linear", "relu"),
     "optimizer": ("adam", "sgd", "rmsprop", "adamw"),
+    "phones": ("none", "current", "context"),
+    "phone_folding": ("none", "timit39"),
 }
 
 
@@ -169,7 +176,7 @@ def validate(config):
     for key in ("dropout",):
         if not 0 <= getattr(config, key) < 1:
             raise UsageError(f"config: {key} must be in [0, 1), got {getattr(config, key)}")
-    for key in ("input_noise", "l2", "clipnorm", "patience"):
+    for key in ("input_noise", "l2", "clipnorm", "patience", "phone_embedding", "max_batches"):
         if getattr(config, key) < 0:
             raise UsageError(f"config: {key} must not be negative, got {getattr(config, key)}")
     if config.learning_rate <= 0:

@@ -1,29 +1,46 @@
 """From files to splits: which stretches of audio are train, valid and test.
 
 A :class:`Corpus` maps each split name to a list of :class:`Piece` (a contiguous
-stretch of one file). One WAV file is split by time, before any windowing, so no
-training window can reach into valid or test audio. The :class:`Normaliser` is fitted
-on the training pieces only and travels with the model.
+stretch of one file, with its phone labels when it has them). Splits are made before
+any windowing, so no training window can reach into valid or test audio:
+
+- one file is split by time (``split`` fractions, 80/10/10 by default);
+- a TIMIT layout (``TRAIN/`` and ``TEST/`` folders) keeps its test set and carves the
+  valid set from TRAIN by speaker (the speaker is the folder holding the utterance);
+- any other folder is split by utterance, shuffled with the run's seed.
+
+The chosen utterance lists are recorded in the model, so ``evaluate`` and ``sample``
+see exactly the training split even if files are added to the folder later. The
+:class:`Normaliser` is fitted on the training pieces only and travels with the model.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .audio import Audio, read_audio
 from .errors import SpeechgenError
+from .labels import read_phn
 
 SPLITS = ("train", "valid", "test")
+AUDIO_SUFFIXES = (".wav",)
 
 
 @dataclass
 class Piece:
-    """Samples ``[start, stop)`` of ``audio``."""
+    """Samples ``[start, stop)`` of ``audio``, with optional phone ``segments``.
+
+    ``segments`` are :class:`speechgen.labels.Segment` relative to the file (so only
+    whole-file pieces carry them); ``labels`` is the ``.PHN`` path, for messages.
+    """
 
     audio: Audio
     start: int
     stop: int
+    name: str = ""
+    segments: list = None
+    labels: Path = None
 
     def __len__(self):
         return self.stop - self.start
@@ -36,14 +53,25 @@ class Piece:
 
 @dataclass
 class Corpus:
-    """Audio split into train/valid/test pieces, all at one sample ``rate`` (Hz)."""
+    """Audio split into train/valid/test pieces, all at one sample ``rate`` (Hz).
+
+    ``layout`` is ``file``, ``timit`` or ``flat``; ``root`` the file or folder given.
+    """
 
     source: str
     rate: int
     splits: dict
+    layout: str = "file"
+    root: Path = None
+    labelled: bool = False
+    notes: list = field(default_factory=list)
 
     def seconds(self, split):
         return sum(len(p) for p in self.splits[split]) / self.rate
+
+    def split_names(self):
+        """Utterance names (paths relative to the folder) per split, for the record."""
+        return {s: [p.name for p in pieces] for s, pieces in self.splits.items()}
 
 
 def split_by_time(n_samples, fractions):
@@ -60,40 +88,136 @@ def split_by_time(n_samples, fractions):
     return {name: (int(edges[i]), int(edges[i + 1])) for i, name in enumerate(SPLITS)}
 
 
-def load_corpus(path, fractions):
-    """Open training data: one audio file, split by time.
+def load_corpus(path, fractions, seed=0, splits=None):
+    """Open training data: one audio file split by time, or a folder of utterances.
 
     Args:
-        path: a WAV or SPHERE file.
+        path: a WAV/SPHERE file or a folder (TIMIT layout or flat).
         fractions: (train, valid, test) fractions.
+        seed: shuffles a flat folder's utterances / picks TIMIT valid speakers.
+        splits: recorded utterance names per split (from a model) to reuse.
     Raises:
-        SpeechgenError: unreadable audio.
+        SpeechgenError: unreadable audio or labels, mixed sample rates, empty folder.
     """
     path = Path(path)
+    if not path.exists():
+        raise SpeechgenError(f"{path}: no such file or folder")
     if path.is_dir():
-        raise SpeechgenError(
-            f"{path}: is a directory; corpus folders (TIMIT layout) are not supported "
-            "yet, give one WAV file"
-        )
+        return _load_folder(path, fractions, seed, splits)
     audio = read_audio(path)
     bounds = split_by_time(len(audio), fractions)
-    splits = {name: [Piece(audio, lo, hi)] if hi > lo else [] for name, (lo, hi) in bounds.items()}
-    return Corpus(str(path.resolve()), audio.rate, splits)
+    pieces = {
+        name: [Piece(audio, lo, hi, f"{path.name}[{name}]")] if hi > lo else []
+        for name, (lo, hi) in bounds.items()
+    }
+    return Corpus(str(path.resolve()), audio.rate, pieces, "file", path)
+
+
+def _utterance_files(root):
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    if not files:
+        raise SpeechgenError(f"{root}: no .wav/.WAV files in this folder or below")
+    audio_stems = {f.with_suffix("").as_posix().lower() for f in files}
+    for phn in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() == ".phn"):
+        if phn.with_suffix("").as_posix().lower() not in audio_stems:
+            raise SpeechgenError(f"{phn}: label file without its audio (no matching .wav/.WAV)")
+    return files
+
+
+def _labels_of(audio_path):
+    for suffix in (".PHN", ".phn"):
+        candidate = audio_path.with_suffix(suffix)
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _top_folder(root, f):
+    return f.relative_to(root).parts[0].upper() if len(f.relative_to(root).parts) > 1 else ""
+
+
+def _assign(root, files, fractions, seed):
+    """Split names -> list of files, by the TIMIT rule or by shuffled utterance."""
+    rng = np.random.default_rng(seed)
+    tops = {_top_folder(root, f) for f in files}
+    if "TRAIN" in tops and "TEST" in tops:
+        train = [f for f in files if _top_folder(root, f) == "TRAIN"]
+        test = [f for f in files if _top_folder(root, f) == "TEST"]
+        speakers = sorted({f.parent.name for f in train})
+        share = fractions[1] / max(fractions[0] + fractions[1], 1e-12)
+        n_valid = min(len(speakers) - 1, max(1, round(share * len(speakers))))
+        if n_valid < 1:
+            raise SpeechgenError(f"{root}/TRAIN: one speaker only; valid needs a speaker of its own")
+        valid_speakers = set(rng.choice(speakers, size=n_valid, replace=False).tolist())
+        return "timit", {
+            "train": [f for f in train if f.parent.name not in valid_speakers],
+            "valid": [f for f in train if f.parent.name in valid_speakers],
+            "test": test,
+        }
+    order = rng.permutation(len(files))
+    n = len(files)
+    n_train, n_valid = int(round(fractions[0] * n)), int(round(fractions[1] * n))
+    n_valid = max(1, n_valid) if fractions[1] > 0 else 0
+    n_train = min(n_train, n - n_valid)
+    if n_train < 1 or n_valid < 1:
+        raise SpeechgenError(f"{root}: {n} utterance(s) are too few to split into train and valid")
+    chosen = [files[i] for i in order]
+    return "flat", {
+        "train": sorted(chosen[:n_train]),
+        "valid": sorted(chosen[n_train : n_train + n_valid]),
+        "test": sorted(chosen[n_train + n_valid :]),
+    }
+
+
+def _load_folder(root, fractions, seed, recorded):
+    if recorded:
+        layout = recorded.get("layout", "flat")
+        assigned = {}
+        for split in SPLITS:
+            assigned[split] = [root / name for name in recorded.get(split, [])]
+            missing = [f for f in assigned[split] if not f.exists()]
+            if missing:
+                raise SpeechgenError(f"{missing[0]}: listed in the model's {split} split but missing")
+    else:
+        layout, assigned = _assign(root, _utterance_files(root), fractions, seed)
+    rates, pieces, labelled = {}, {}, []
+    for split, files in assigned.items():
+        pieces[split] = []
+        for f in files:
+            audio = read_audio(f)
+            rates.setdefault(audio.rate, f)
+            if len(rates) > 1:
+                (r1, f1), (r2, f2) = list(rates.items())[:2]
+                raise SpeechgenError(
+                    f"{f2}: sample rate {r2} Hz differs from {f1} ({r1} Hz); a corpus needs one "
+                    "rate: resample the files first"
+                )
+            phn = _labels_of(f)
+            segments = read_phn(phn, len(audio)) if phn else None
+            labelled.append(segments is not None)
+            name = f.relative_to(root).as_posix()
+            pieces[split].append(Piece(audio, 0, len(audio), name, segments, phn))
+    corpus = Corpus(str(root.resolve()), next(iter(rates)), pieces, layout, root, all(labelled))
+    if any(labelled) and not all(labelled):
+        corpus.notes.append(f"{labelled.count(False)} of {len(labelled)} utterances have no .PHN")
+    return corpus
 
 
 def reopen_corpus(train_config, data=None):
     """The corpus a model was trained on (or ``data``), split as in training.
 
     Args:
-        train_config: a model's saved training config (has ``data`` and ``split``).
-        data: another file to use instead, split the same way.
+        train_config: a model's saved training config (``data``, ``split``, ``seed`` and,
+            for folders, the recorded ``splits``).
+        data: another file or folder to use instead, split by the same rules.
     """
+    recorded = train_config.get("splits") if data is None else None
     data = data or train_config["data"]
     if not Path(data).exists():
         raise SpeechgenError(
             f"{data}: the model's training data is not there any more; give the data explicitly"
         )
-    return load_corpus(data, train_config["split"])
+    return load_corpus(data, train_config["split"], train_config.get("seed", 0), recorded)
 
 
 @dataclass

@@ -1,104 +1,158 @@
 """Teacher-forced evaluation per split, next to baselines on the same targets.
 
 For every split the model reads the true previous window at each step (teacher
-forcing), its state carried along each stream and reset at the start of the split.
-Baselines use exactly the same targets:
+forcing); state carries along each stream and is zeroed where a stream (utterance)
+starts. Baselines are scored on exactly the same targets:
 
 - ``zero``: always predict 0, i.e. the training mean in normalised units;
 - ``persistence``: the next ``hop`` samples equal the last ``hop`` samples of the
-  input window (frame-level: next frame = current frame; sample-level: x[t] = x[t-1]).
+  input window (frame-level: next frame = current frame; sample-level: x[t] = x[t-1]);
+- ``lpc`` (sample-level models, ``hop == 1``): the least-squares linear predictor of
+  order ``window`` fitted on the training split, the classic speech-coding predictor.
 
-All MSEs are in normalised units (see :class:`speechgen.corpus.Normaliser`).
+MSEs are in normalised units (see :class:`speechgen.corpus.Normaliser`). The
+prediction gain, ``10 log10(variance of the targets / MSE)`` in dB, compares models
+across corpora: 0 dB is no better than predicting the mean.
 """
 
 import numpy as np
 
 from .corpus import SPLITS, Normaliser
-from .pipeline import StreamLayout, tbptt_dataset
+from .errors import SpeechgenError
+
+PREDICTORS = ("model", "zero", "persistence", "lpc")
 
 
-def evaluate_model(model, corpus, seq_len=None, splits=SPLITS):
-    """Per-split MSE of ``model`` and of the baselines.
+def fit_lpc(pieces, normaliser, order, max_samples=2_000_000, chunk=100_000):
+    """Least-squares coefficients ``a`` with ``x[t] ~ x[t-order:t] @ a``.
+
+    Fitted on (up to ``max_samples`` target samples of) the normalised ``pieces``,
+    accumulating ``X^T X`` and ``X^T y`` chunk by chunk, so memory stays bounded.
+
+    Returns:
+        float64 ``(order,)``.
+    """
+    xtx, xty, used = np.zeros((order, order)), np.zeros(order), 0
+    for piece in pieces:
+        for lo in range(0, max(0, len(piece) - order), chunk):
+            hi = min(len(piece), lo + chunk + order)
+            x = normaliser.apply(piece.read(lo, hi)).astype(np.float64)
+            windows = np.lib.stride_tricks.sliding_window_view(x[:-1], order)
+            targets = x[order:]
+            xtx += windows.T @ windows
+            xty += windows.T @ targets
+            used += len(targets)
+            if used >= max_samples:
+                break
+        if used >= max_samples:
+            break
+    # A tiny ridge keeps the solve stable on silent or perfectly periodic audio.
+    ridge = 1e-6 * np.trace(xtx) / order + 1e-12
+    return np.linalg.solve(xtx + ridge * np.eye(order), xty)
+
+
+def evaluate_model(model, corpus, splits=SPLITS):
+    """Per-split MSE and prediction gain of ``model`` and of the baselines.
 
     Args:
-        model: a :class:`speechgen.model.SpeechRNN` (its batch size sets the number of
-            streams).
+        model: a :class:`speechgen.model.SpeechRNN`; its batch size sets the number of
+            rows (a split too short for them is scored with one row).
         corpus: a :class:`speechgen.corpus.Corpus`.
-        seq_len: steps per call (default: the training seq_len).
     Returns:
-        dict split -> {"model", "zero", "persistence": MSE, "steps": steps scored,
-        "seconds": audio seconds scored}; a split too short for the model's batch of
-        streams maps to None.
-    """
-    normaliser = Normaliser.from_dict(model.normaliser)
-    seq_len = seq_len or (model.train_config or {}).get("seq_len", 50)
-    # A split too short for the model's streams is scored by one stream instead.
-    candidates = [[model.batch_size, model, None]]
-    if model.batch_size > 1:
-        candidates.append([1, None, None])  # the batch-1 copy, made only if needed
-    results = {}
-    for split in splits:
-        pieces = corpus.splits.get(split) or []
-        sums = {"model": 0.0, "zero": 0.0, "persistence": 0.0}
-        count = steps = 0
-        for piece in pieces:
-            runner, predict, layout = _fit_streams(candidates, model, piece, seq_len, split)
-            if runner is None:
-                continue
-            runner.reset_rnn_states()
-            for inputs, targets in tbptt_dataset(piece, normaliser, layout):
-                pred = predict(inputs).numpy().astype(np.float64)
-                t = targets.numpy().astype(np.float64)
-                last = inputs.numpy()[..., -model.hop :].astype(np.float64)
-                sums["model"] += float(np.sum((pred - t) ** 2))
-                sums["zero"] += float(np.sum(t**2))
-                sums["persistence"] += float(np.sum((last - t) ** 2))
-                count += t.size
-                steps += t.shape[0] * t.shape[1]
-        if count == 0:
-            results[split] = None
-            continue
-        results[split] = {k: v / count for k, v in sums.items()}
-        results[split].update(steps=steps, seconds=count / model.sample_rate)
-    return results
-
-
-def _fit_streams(candidates, model, piece, seq_len, split):
-    """The first ``[batch, model, predict_fn]`` candidate whose streams fit ``piece``.
-
-    Models and compiled predict functions are made on first use and cached in place.
+        dict split -> {"model", "zero", "persistence", "lpc": MSE (lpc None when
+        hop > 1), "gain_db": {same keys: dB}, "variance", "steps", "seconds",
+        "coverage"}, or None for a split that cannot be scored.
     """
     import tensorflow as tf
 
-    from .errors import SpeechgenError
+    from .conditioning import folding_table
+    from .labels import PhoneInventory
+    from .pipeline import split_batches
 
-    for entry in candidates:
-        batch, runner, predict = entry
-        try:
-            layout = StreamLayout.plan(len(piece), model.window, model.hop, seq_len, batch, split)
-        except SpeechgenError:
+    config = model.train_config or {}
+    normaliser = Normaliser.from_dict(model.normaliser)
+    framing = (model.window, model.hop, config.get("seq_len", 50))
+    phones = None
+    if model.phones:
+        phones = (
+            PhoneInventory.from_list(model.phones),
+            folding_table(config.get("phone_folding", "none")),
+            model.phone_context,
+        )
+    lpc = None
+    if model.hop == 1 and corpus.splits.get("train"):
+        lpc = fit_lpc(corpus.splits["train"], normaliser, model.window)
+    runners = {model.batch_size: model}
+    results = {}
+    for split in splits:
+        if not corpus.splits.get(split):
+            results[split] = None
             continue
-        if runner is None:
-            runner = entry[1] = model.with_batch_size(batch)
-        if predict is None:
-            predict = entry[2] = tf.function(lambda x, m=runner: m(x, training=False))
-        return runner, predict, layout
-    return None, None, None
+        for batch in dict.fromkeys([model.batch_size, 1]):
+            try:
+                dataset, schedule = split_batches(corpus, split, normaliser, framing, batch, phones)
+                break
+            except SpeechgenError:
+                dataset = None
+        if dataset is None:
+            results[split] = None
+            continue
+        if batch not in runners:
+            runners[batch] = model.with_batch_size(batch)
+        runner = runners[batch]
+        predict = tf.function(lambda x, m=runner: m(x, training=False))
+        sums = dict.fromkeys(PREDICTORS, 0.0)
+        total = total_sq = count = 0.0
+        runner.reset_rnn_states()
+        for k, (inputs, targets) in enumerate(dataset):
+            if k and schedule.fresh[k].any():
+                runner.reset_rnn_rows(schedule.fresh[k])
+            frames = (inputs[0] if phones else inputs).numpy().astype(np.float64)
+            t = targets.numpy().astype(np.float64)
+            sums["model"] += float(np.sum((predict(inputs).numpy() - t) ** 2))
+            sums["zero"] += float(np.sum(t**2))
+            sums["persistence"] += float(np.sum((frames[..., -model.hop :] - t) ** 2))
+            if lpc is not None:
+                sums["lpc"] += float(np.sum((frames @ lpc - t[..., 0]) ** 2))
+            total += float(t.sum())
+            total_sq += float(np.sum(t**2))
+            count += t.size
+        mse = {k: v / count for k, v in sums.items()}
+        if lpc is None:
+            mse["lpc"] = None
+        variance = total_sq / count - (total / count) ** 2
+        results[split] = {
+            **mse,
+            "gain_db": {
+                k: (10 * np.log10(variance / v) if v else None) if v is not None else None
+                for k, v in mse.items()
+            },
+            "variance": variance,
+            "steps": int(count // model.hop),
+            "seconds": count / model.sample_rate,
+            "coverage": schedule.coverage,
+        }
+    return results
 
 
 def format_table(results):
-    """A markdown table of :func:`evaluate_model` results."""
+    """A markdown table of :func:`evaluate_model` results (MSE, and gain in dB)."""
+    has_lpc = any(r and r.get("lpc") is not None for r in results.values())
+    names = ["model", "zero", "persistence"] + (["lpc"] if has_lpc else [])
+    head = " | ".join(f"{n} MSE (gain dB)" for n in names)
     lines = [
-        "| split | model MSE | zero MSE | persistence MSE | model / best baseline | seconds |",
-        "| --- | --- | --- | --- | --- | --- |",
+        f"| split | {head} | model / best baseline | seconds |",
+        "| --- |" + " --- |" * (len(names) + 2),
     ]
     for split, r in results.items():
         if r is None:
-            lines.append(f"| {split} | - | - | - | too short to score | - |")
+            lines.append(f"| {split} |" + " - |" * len(names) + " not scored | - |")
             continue
-        ratio = r["model"] / min(r["zero"], r["persistence"])
-        lines.append(
-            f"| {split} | {r['model']:.6f} | {r['zero']:.6f} | {r['persistence']:.6f} "
-            f"| {ratio:.3f} | {r['seconds']:.1f} |"
-        )
+        cells = []
+        for n in names:
+            gain = r["gain_db"][n]
+            cells.append(f"{r[n]:.6f} ({gain:+.1f})" if gain is not None else f"{r[n]:.6f}")
+        best = min(r[n] for n in names[1:])
+        ratio = r["model"] / best if best else float("inf")
+        lines.append(f"| {split} | " + " | ".join(cells) + f" | {ratio:.3f} | {r['seconds']:.1f} |")
     return "\n".join(lines)

@@ -6,9 +6,49 @@ Backend-neutral: only ``keras`` layers and ``keras.ops``.
 """
 
 import keras
+import numpy as np
 from keras import layers
 
+from .conditioning import CONTEXTS
 from .errors import SpeechgenError
+
+
+@keras.saving.register_keras_serializable(package="speechgen")
+class PhoneEncoding(layers.Layer):
+    """Phone ids -> one vector per step: one-hot, or a learned embedding.
+
+    Args:
+        n_phones: size of the phone inventory.
+        embedding: 0 for one-hot, else the embedding size.
+    Shapes:
+        ``(batch, steps, context)`` int32 -> ``(batch, steps, context * width)`` float,
+        ``width = n_phones`` (one-hot) or ``embedding``.
+    """
+
+    def __init__(self, n_phones, embedding=0, **kwargs):
+        super().__init__(**kwargs)
+        self.n_phones = n_phones
+        self.embedding = embedding
+        self.table = layers.Embedding(n_phones, embedding, name="table") if embedding else None
+
+    def build(self, input_shape):
+        if self.table is not None:
+            self.table.build(input_shape)
+
+    def call(self, ids):
+        if self.table is not None:
+            vectors = self.table(ids)
+        else:
+            vectors = keras.ops.one_hot(ids, self.n_phones, dtype=self.compute_dtype)
+        shape = keras.ops.shape(vectors)
+        return keras.ops.reshape(vectors, (shape[0], shape[1], shape[2] * shape[3]))
+
+    def compute_output_shape(self, input_shape):
+        width = self.embedding or self.n_phones
+        return (*input_shape[:2], input_shape[2] * width)
+
+    def get_config(self):
+        return {**super().get_config(), "n_phones": self.n_phones, "embedding": self.embedding}
 
 
 @keras.saving.register_keras_serializable(package="speechgen")
@@ -33,10 +73,15 @@ class SpeechRNN(keras.Model):
         sample_rate: Hz, for writing generated audio.
         normaliser: dict (:class:`speechgen.corpus.Normaliser.to_dict`).
         train_config: the resolved training config plus the data path (dict).
+        phones: the phone inventory (list, id order) of a phone-conditioned model, or
+            None.
+        phone_context: phone ids per step, 1 (current) or 3 (previous, current, next).
+        phone_embedding: 0 for one-hot phones, else the learned embedding size.
 
     Shapes:
-        inputs ``(batch_size, steps, window)`` -> outputs ``(batch_size, steps, hop)``,
-        float32, normalised units. ``steps`` may differ from call to call; the LSTM
+        inputs ``frames (batch_size, steps, window)`` float32 (and, phone-conditioned,
+        ``phones (batch_size, steps, phone_context)`` int32) -> outputs
+        ``(batch_size, steps, hop)``, float32, normalised units. ``steps`` may differ from call to call; the LSTM
         state carries over between calls until :meth:`reset_rnn_states`.
     """
 
@@ -53,13 +98,22 @@ class SpeechRNN(keras.Model):
         sample_rate=16000,
         normaliser=None,
         train_config=None,
+        phones=None,
+        phone_context=1,
+        phone_embedding=0,
         **kwargs,
     ):
         regulariser = keras.regularizers.L2(l2) if l2 else None
-        inputs = keras.Input(batch_shape=(batch_size, None, window), name="frames")
-        x = inputs
+        frames = keras.Input(batch_shape=(batch_size, None, window), name="frames")
+        x = frames
         if input_noise:
             x = layers.GaussianNoise(input_noise, name="input_noise")(x)
+        inputs = frames
+        if phones:
+            ids = keras.Input(batch_shape=(batch_size, None, phone_context), dtype="int32", name="phones")
+            encoded = PhoneEncoding(len(phones), phone_embedding, name="phone_encoding")(ids)
+            x = layers.Concatenate(name="frames_and_phones")([x, encoded])
+            inputs = [frames, ids]
         for i, size in enumerate(units):
             if i and dropout:
                 x = layers.Dropout(dropout, name=f"dropout_{i}")(x)
@@ -86,6 +140,9 @@ class SpeechRNN(keras.Model):
         self.sample_rate = sample_rate
         self.normaliser = normaliser
         self.train_config = train_config
+        self.phones = list(phones) if phones else None
+        self.phone_context = phone_context
+        self.phone_embedding = phone_embedding
 
     def get_config(self):
         return {
@@ -102,6 +159,9 @@ class SpeechRNN(keras.Model):
             "sample_rate": self.sample_rate,
             "normaliser": self.normaliser,
             "train_config": self.train_config,
+            "phones": self.phones,
+            "phone_context": self.phone_context,
+            "phone_embedding": self.phone_embedding,
         }
 
     @classmethod
@@ -113,6 +173,17 @@ class SpeechRNN(keras.Model):
         for layer in self.layers:
             if isinstance(layer, layers.RNN):
                 layer.reset_state()
+
+    def reset_rnn_rows(self, fresh):
+        """Zero the LSTM state of the rows where ``fresh`` (bool, (batch_size,)) is True.
+
+        Used when some rows of a batch start a new utterance while others continue.
+        """
+        keep = keras.ops.convert_to_tensor(1.0 - np.asarray(fresh, "float32")[:, None])
+        for layer in self.layers:
+            if isinstance(layer, layers.RNN) and layer.states is not None:
+                for v in layer.states:
+                    v.assign(v * keras.ops.cast(keep, v.dtype))
 
     def with_batch_size(self, batch_size):
         """A copy for another batch size (1 or N streams) with the same weights.
@@ -126,8 +197,13 @@ class SpeechRNN(keras.Model):
         return copy
 
 
-def build_model(config, sample_rate, normaliser, data, batch_size=None):
-    """A :class:`SpeechRNN` from a :class:`speechgen.config.Config`."""
+def build_model(config, sample_rate, normaliser, data, batch_size=None, phones=None, splits=None):
+    """A :class:`SpeechRNN` from a :class:`speechgen.config.Config`.
+
+    Args:
+        phones: the phone inventory (list) when ``config.phones`` is not ``none``.
+        splits: recorded utterance names per split (folder corpora).
+    """
     keras.utils.set_random_seed(config.seed)
     return SpeechRNN(
         window=config.window,
@@ -140,7 +216,10 @@ def build_model(config, sample_rate, normaliser, data, batch_size=None):
         l2=config.l2,
         sample_rate=sample_rate,
         normaliser=normaliser.to_dict(),
-        train_config={**config.to_dict(), "data": str(data)},
+        train_config={**config.to_dict(), "data": str(data), "splits": splits},
+        phones=phones if config.phones != "none" else None,
+        phone_context=CONTEXTS.get(config.phones, 1),
+        phone_embedding=config.phone_embedding,
     )
 
 

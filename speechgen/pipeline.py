@@ -1,23 +1,26 @@
 """tf.data pipelines for truncated backpropagation through time (TBPTT).
 
-A split is cut into ``batch_size`` parallel *streams*: contiguous stretches of equal
-length. Batch ``k`` holds, for every stream ``i``, its chunk ``k`` of ``seq_len``
-consecutive steps, so row ``i`` of batch ``k + 1`` continues row ``i`` of batch ``k``
-and a stateful LSTM can carry its state across batches. One epoch is one pass over the
-streams.
+A split (one long file, or many utterances) is laid out as ``batch_size`` parallel
+*rows*. Each row plays a queue of *streams* (contiguous stretches of one piece of
+audio) chunk after chunk, ``seq_len`` steps per chunk; row ``i`` of batch ``k + 1``
+continues row ``i`` of batch ``k`` unless a new stream starts there, which the
+schedule's ``fresh`` flag marks so that row's LSTM state is zeroed first
+(:class:`speechgen.callbacks.ResetStates`). State therefore never carries from one
+utterance into another. One long file is cut into ``batch_size`` equal streams.
 
-A *step* ``t`` reads ``window`` samples starting at ``t * hop`` and its target is the
-``hop`` samples that follow them::
+A *step* ``t`` of a stream starting at sample ``s`` reads ``window`` samples and
+predicts the ``hop`` samples that follow::
 
-    input  x[t*hop : t*hop + window]
-    target x[t*hop + window : t*hop + window + hop]
+    input  x[s + t*hop : s + t*hop + window]
+    target x[s + t*hop + window : s + t*hop + window + hop]
 
 Hosts read one contiguous block per row and batch (``seq_len * hop + window``
-samples) from the memory-mapped file; the overlapping windows are made afterwards by
-``tf.signal.frame`` inside the graph, so nothing is materialised k-fold on the host
-and no copy of the whole signal is ever made.
+samples) from the memory-mapped file; the overlapping windows are made in the graph
+by ``tf.signal.frame``, so nothing is materialised k-fold on the host and no copy of
+the whole signal is ever made.
 """
 
+import heapq
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,90 +29,167 @@ from .errors import SpeechgenError
 
 
 @dataclass(frozen=True)
-class StreamLayout:
-    """Where each stream of one piece starts and how many batches an epoch has.
+class Schedule:
+    """What every row of every batch reads.
 
     Attributes:
-        starts: first sample of each stream, relative to the piece, shape (batch_size,).
-        n_batches: batches per epoch (chunks of ``seq_len`` steps per stream).
-        window, hop, seq_len: the framing, in samples / steps.
+        piece: ``(n_batches, batch_size)`` index of the piece each row reads.
+        start: ``(n_batches, batch_size)`` first sample (in the piece) of the chunk.
+        fresh: ``(n_batches, batch_size)`` True where a new stream starts (zero state).
+        window, hop, seq_len: the framing (samples, samples, steps).
+        coverage: share of the split's steps the schedule visits per epoch.
     """
 
-    starts: tuple
-    n_batches: int
+    piece: np.ndarray
+    start: np.ndarray
+    fresh: np.ndarray
     window: int
     hop: int
     seq_len: int
+    coverage: float
+
+    @property
+    def n_batches(self):
+        return self.piece.shape[0]
+
+    @property
+    def batch_size(self):
+        return self.piece.shape[1]
 
     @property
     def block(self):
         """Samples one row of one batch reads."""
         return self.seq_len * self.hop + self.window
 
-    @classmethod
-    def plan(cls, n_samples, window, hop, seq_len, batch_size, what="split"):
-        """Lay ``batch_size`` streams over ``n_samples`` samples.
-
-        The tail that does not fill a whole chunk in every stream is left out (at most
-        ``batch_size * seq_len`` steps).
-        """
-        n_steps = max(0, (n_samples - window) // hop)
-        per_stream = n_steps // batch_size
-        n_batches = per_stream // seq_len
-        if n_batches == 0:
-            need = batch_size * seq_len * hop + window
-            raise SpeechgenError(
-                f"the {what} split has {n_samples} samples, too short for batch_size "
-                f"{batch_size} x seq_len {seq_len} steps of hop {hop} (needs {need}); "
-                "give more audio or lower batch_size/seq_len"
-            )
-        starts = tuple(i * per_stream * hop for i in range(batch_size))
-        return cls(starts, n_batches, window, hop, seq_len)
+    @property
+    def span(self):
+        """Samples one chunk advances."""
+        return self.seq_len * self.hop
 
 
-def tbptt_dataset(piece, normaliser, layout, first_batch=0):
-    """A dataset of ``(inputs, targets)`` batches over one piece, in TBPTT order.
+def plan(lengths, window, hop, seq_len, batch_size, what="split"):
+    """Lay the pieces of a split (their ``lengths`` in samples) over ``batch_size`` rows.
+
+    A piece longer than one row's fair share is cut into contiguous streams of at most
+    that share (so one long file becomes ``batch_size`` equal streams); streams are
+    dealt longest first to the least-loaded row. Every row then plays as many chunks as
+    the shortest row has; the rest (and each stream's tail of fewer than ``seq_len``
+    steps) is left out and reported as ``coverage``.
+    """
+    chunks = [max(0, (n - window) // hop) // seq_len for n in lengths]
+    total = sum(chunks)
+    share = total // batch_size
+    if share == 0:
+        need = batch_size * seq_len * hop + window
+        raise SpeechgenError(
+            f"the {what} split has {sum(lengths)} samples in {len(lengths)} piece(s), too short "
+            f"for batch_size {batch_size} x seq_len {seq_len} steps of hop {hop} "
+            f"(needs about {need}); give more audio or lower batch_size/seq_len"
+        )
+    streams = []  # (n_chunks, piece, first chunk)
+    for p, c in enumerate(chunks):
+        for first in range(0, c, share):
+            streams.append((min(share, c - first), p, first))
+    streams.sort(key=lambda s: (-s[0], s[1], s[2]))
+    rows = [(0, r, []) for r in range(batch_size)]
+    heapq.heapify(rows)
+    for stream in streams:
+        load, r, queue = heapq.heappop(rows)
+        queue.append(stream)
+        heapq.heappush(rows, (load + stream[0], r, queue))
+    rows.sort(key=lambda row: row[1])
+    n_batches = min(load for load, _, _ in rows)
+    piece = np.zeros((n_batches, batch_size), np.int64)
+    start = np.zeros((n_batches, batch_size), np.int64)
+    fresh = np.zeros((n_batches, batch_size), bool)
+    span = seq_len * hop
+    for _, r, queue in rows:
+        k = 0
+        # Within a row, streams play in piece order so a file's streams stay in time order.
+        for n, p, first in sorted(queue, key=lambda s: (s[1], s[2])):
+            for j in range(n):
+                if k == n_batches:
+                    break
+                piece[k, r], start[k, r], fresh[k, r] = p, (first + j) * span, j == 0
+                k += 1
+    all_steps = sum(max(0, (n - window) // hop) for n in lengths)
+    return Schedule(piece, start, fresh, window, hop, seq_len, n_batches * batch_size * seq_len / all_steps)
+
+
+def split_batches(corpus, split, normaliser, framing, batch_size, phones=None, max_batches=0):
+    """The TBPTT dataset and schedule of one split.
 
     Args:
-        piece: a :class:`speechgen.corpus.Piece`.
+        corpus: a :class:`speechgen.corpus.Corpus`.
+        split: ``train``, ``valid`` or ``test``.
+        normaliser: a :class:`speechgen.corpus.Normaliser`.
+        framing: ``(window, hop, seq_len)``.
+        batch_size: rows.
+        phones: ``(inventory, folding, context)`` for phone-conditioned models, or None.
+        max_batches: cap on batches (0: all).
+    """
+    pieces = corpus.splits[split]
+    if not pieces:
+        raise SpeechgenError(f"the {split} split is empty; give more audio or change split")
+    schedule = plan([len(p) for p in pieces], *framing, batch_size, split)
+    tracks, context = None, 1
+    if phones is not None:
+        from .conditioning import tracks_for
+
+        inventory, folding, context = phones
+        tracks = tracks_for(pieces, inventory, folding)
+    dataset = tbptt_dataset(pieces, normaliser, schedule, tracks, context, max_batches=max_batches)
+    return dataset, schedule
+
+
+def tbptt_dataset(pieces, normaliser, schedule, tracks=None, context=1, first_batch=0, max_batches=0):
+    """Batches of a schedule, in order.
+
+    Args:
+        pieces: the split's :class:`speechgen.corpus.Piece` list.
         normaliser: applied to every block as it is read.
-        layout: a :class:`StreamLayout` planned for ``len(piece)``.
+        schedule: a :class:`Schedule` planned for ``pieces``.
+        tracks: per-piece :class:`speechgen.conditioning.PhoneTrack` (phone-conditioned
+            models), or None.
+        context: phone ids per step (1 or 3).
         first_batch: start at this batch (resuming mid-epoch).
+        max_batches: stop after this many batches (0: all).
     Returns:
-        ``tf.data.Dataset`` of float32 ``inputs (B, seq_len, window)`` and
-        ``targets (B, seq_len, hop)``, ``layout.n_batches - first_batch`` batches.
+        ``tf.data.Dataset`` of ``(inputs, targets)``: float32 ``targets (B, seq_len,
+        hop)``; ``inputs`` is ``frames (B, seq_len, window)`` float32, or, with
+        tracks, ``(frames, phones (B, seq_len, context) int32)``.
     """
     import tensorflow as tf
 
-    starts = np.asarray(layout.starts, dtype=np.int64)
-    block, span = layout.block, layout.seq_len * layout.hop
+    s = schedule
+    B, block = s.batch_size, s.block
+    last = s.n_batches if not max_batches else min(s.n_batches, first_batch + max_batches)
 
     def read_blocks(k):
-        # One contiguous read per stream: rows are (B, block) float32, normalised.
-        offset = int(k) * span
-        rows = [piece.read(s + offset, s + offset + block) for s in starts]
+        k = int(k)
+        rows = [pieces[p].read(st, st + block) for p, st in zip(s.piece[k], s.start[k])]
         return normaliser.apply(np.stack(rows))
 
+    def read_phones(k):
+        k = int(k)
+        return np.stack([
+            tracks[p].step_ids(st + s.window, s.seq_len, s.hop, context)
+            for p, st in zip(s.piece[k], s.start[k])
+        ])
+
     def frame(blocks):
-        blocks = tf.ensure_shape(blocks, (len(starts), block))
-        w, h = layout.window, layout.hop
-        inputs = tf.signal.frame(blocks[:, : block - h], w, h, axis=-1)
-        targets = tf.signal.frame(blocks[:, w:], h, h, axis=-1)
+        blocks = tf.ensure_shape(blocks, (B, block))
+        inputs = tf.signal.frame(blocks[:, : block - s.hop], s.window, s.hop, axis=-1)
+        targets = tf.signal.frame(blocks[:, s.window :], s.hop, s.hop, axis=-1)
         return inputs, targets
 
-    ds = tf.data.Dataset.range(first_batch, layout.n_batches)
-    ds = ds.map(lambda k: tf.numpy_function(read_blocks, [k], tf.float32, stateful=False))
-    ds = ds.map(frame, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    def load(k):
+        inputs, targets = frame(tf.numpy_function(read_blocks, [k], tf.float32, stateful=False))
+        if tracks is None:
+            return inputs, targets
+        phones = tf.numpy_function(read_phones, [k], tf.int32, stateful=False)
+        return (inputs, tf.ensure_shape(phones, (B, s.seq_len, context))), targets
+
+    ds = tf.data.Dataset.range(first_batch, last)
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def split_dataset(corpus, split, normaliser, config):
-    """The TBPTT dataset and layout of one split of a single-file corpus."""
-    pieces = corpus.splits[split]
-    if not pieces:
-        raise SpeechgenError(f"the {split} split is empty; change split fractions")
-    piece = pieces[0]
-    layout = StreamLayout.plan(
-        len(piece), config.window, config.hop, config.seq_len, config.batch_size, split
-    )
-    return tbptt_dataset(piece, normaliser, layout), layout

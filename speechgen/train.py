@@ -48,7 +48,7 @@ def prepare_run_dir(out, force=False):
     return out
 
 
-def train(data, out, config, force=False, verbose=1, log=print):
+def train(data, out, config, force=False, verbose=1, log=print, callbacks=()):
     """Train a model on ``data`` and write the run directory ``out``.
 
     Args:
@@ -57,18 +57,30 @@ def train(data, out, config, force=False, verbose=1, log=print):
         config: a resolved :class:`speechgen.config.Config`.
         verbose: Keras progress (1 = a bar per epoch, 2 = a line per epoch, 0 = none).
         log: where progress lines go.
+        callbacks: extra Keras callbacks (run after speechgen's own).
     Returns:
         :class:`RunResult`.
     Raises:
         SpeechgenError: bad data, data too short for the config, unwritable output.
     """
     # Validate everything that can fail before creating anything on disk.
-    corpus = load_corpus(data, config.split)
+    corpus = load_corpus(data, config.split, config.seed)
     normaliser = Normaliser.fit(config.normalisation, corpus.splits["train"])
-    from .pipeline import split_dataset
+    from .conditioning import CONTEXTS, folding_table, inventory_of
+    from .pipeline import split_batches
 
-    train_ds, train_layout = split_dataset(corpus, "train", normaliser, config)
-    valid_ds, valid_layout = split_dataset(corpus, "valid", normaliser, config)
+    phones, inventory = None, None
+    if config.phones != "none":
+        folding = folding_table(config.phone_folding)
+        inventory = inventory_of(corpus.splits["train"], folding)
+        phones = (inventory, folding, CONTEXTS[config.phones])
+    framing = (config.window, config.hop, config.seq_len)
+    train_ds, train_plan = split_batches(
+        corpus, "train", normaliser, framing, config.batch_size, phones, config.max_batches
+    )
+    valid_ds, valid_plan = split_batches(
+        corpus, "valid", normaliser, framing, config.batch_size, phones, config.max_batches
+    )
     out = prepare_run_dir(out, force)
 
     import keras
@@ -78,17 +90,25 @@ def train(data, out, config, force=False, verbose=1, log=print):
     from .model import build_model, load_model, make_optimizer
     from .plots import plot_curves
 
-    model = build_model(config, corpus.rate, normaliser, corpus.source)
+    splits = {"layout": corpus.layout, **corpus.split_names()} if corpus.layout != "file" else None
+    model = build_model(
+        config, corpus.rate, normaliser, corpus.source,
+        phones=inventory.to_list() if inventory else None, splits=splits,
+    )
     model.compile(optimizer=make_optimizer(config), loss="mse")
     write_text(out / "config.yaml", dump_config(config))
     log(
         f"training on {corpus.source}: {corpus.seconds('train'):.1f} s train, "
         f"{corpus.seconds('valid'):.1f} s valid, {corpus.seconds('test'):.1f} s test at "
         f"{corpus.rate} Hz; {model.count_params():,} parameters; "
-        f"{train_layout.n_batches} batches of {config.batch_size} streams x {config.seq_len} steps per epoch"
+        f"{len(train_ds)} batches of {config.batch_size} streams x {config.seq_len} steps per epoch "
+        f"({train_plan.coverage:.0%} of the training steps)"
+        + (f"; {len(inventory)} phones ({config.phones})" if inventory else "")
     )
+    for note in corpus.notes:
+        log(f"note: {note}")
     recorder, nan_guard = RunRecorder(out), StopOnNaN()
-    callbacks = [ResetStates(), nan_guard, recorder]
+    callbacks = [ResetStates(train_plan.fresh, valid_plan.fresh), nan_guard, recorder, *callbacks]
     if config.patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -122,7 +142,7 @@ def train(data, out, config, force=False, verbose=1, log=print):
     }
     if recorder.best_epoch:
         best = load_model(out / "model.keras")
-        summary["splits_mse"] = evaluate_model(best, corpus, seq_len=config.seq_len)
+        summary["splits_mse"] = evaluate_model(best, corpus)
     write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     if rows:
         log(

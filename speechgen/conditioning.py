@@ -1,0 +1,114 @@
+"""Phone conditioning: which phone id each model step is told about.
+
+A :class:`PhoneTrack` is one utterance's labels as contiguous segments covering every
+sample (gaps filled with the fill phone, ``h#``), stored as segment arrays rather than
+one id per sample, so memory grows with the number of segments, not of samples.
+
+A step predicts target samples ``[a, a + hop)``; its phone is the phone covering most
+of them (for ``hop == 1``: the phone of the predicted sample). With ``context`` the step
+also gets the phones of the previous and next segments (write-up 2's course code used
+previous/current/next), so each step carries ``C = 1`` or ``3`` ids.
+"""
+
+import numpy as np
+
+from .labels import FILL
+
+CONTEXTS = {"current": 1, "context": 3}
+
+
+class PhoneTrack:
+    """Segments ``[starts[j], ends[j])`` with phone ids ``ids[j]`` tiling ``[0, n)``.
+
+    Args:
+        segments: validated :class:`speechgen.labels.Segment` list (time order).
+        n_samples: audio length.
+        inventory: :class:`speechgen.labels.PhoneInventory`.
+        source: label file, for error messages.
+    """
+
+    def __init__(self, segments, n_samples, inventory, source=None):
+        fill = inventory.index(FILL, source)
+        starts, ids, pos = [], [], 0
+        for seg in segments:
+            if seg.start > pos:  # a gap: silence
+                starts.append(pos)
+                ids.append(fill)
+            starts.append(seg.start)
+            ids.append(inventory.index(seg.phone, source))
+            pos = seg.end
+        if pos < n_samples:
+            starts.append(pos)
+            ids.append(fill)
+        self.starts = np.asarray(starts, np.int64)
+        self.ends = np.append(self.starts[1:], max(pos, n_samples))
+        self.ids = np.asarray(ids, np.int32)
+        self.fill = fill
+
+    def segment_at(self, positions):
+        """Index of the segment holding each sample position (any shape)."""
+        return np.searchsorted(self.starts, positions, side="right") - 1
+
+    def step_ids(self, first_target, n_steps, hop, context=1):
+        """Phone ids of ``n_steps`` consecutive steps.
+
+        Args:
+            first_target: sample index of the first step's first target sample.
+            n_steps: steps.
+            hop: target samples per step.
+            context: 1 (current phone) or 3 (previous, current, next).
+        Returns:
+            int32 array ``(n_steps, context)``.
+        """
+        a = first_target + hop * np.arange(n_steps)
+        if hop == 1:
+            seg = self.segment_at(a)
+        else:
+            # Majority over [a, a + hop): the segment overlapping it most.
+            first, last = self.segment_at(a), self.segment_at(a + hop - 1)
+            seg = first.copy()
+            for i in np.nonzero(first != last)[0]:
+                cand = np.arange(first[i], last[i] + 1)
+                overlap = np.minimum(self.ends[cand], a[i] + hop) - np.maximum(self.starts[cand], a[i])
+                seg[i] = cand[np.argmax(overlap)]
+        current = self.ids[seg]
+        if context == 1:
+            return current[:, None]
+        n = len(self.ids)
+        prev = np.where(seg > 0, self.ids[np.maximum(seg - 1, 0)], self.fill)
+        nxt = np.where(seg < n - 1, self.ids[np.minimum(seg + 1, n - 1)], self.fill)
+        return np.stack([prev, current, nxt], axis=1).astype(np.int32)
+
+
+def folding_table(name):
+    """The phone folding named in a config: ``none`` or ``timit39``."""
+    from .labels import TIMIT_FOLD_39
+
+    return TIMIT_FOLD_39 if name == "timit39" else None
+
+
+def labelled_segments(piece, folding=None):
+    """A piece's segments after folding; an error if the piece has no labels."""
+    from .errors import SpeechgenError
+    from .labels import fold_segments
+
+    if piece.segments is None:
+        raise SpeechgenError(
+            f"{piece.audio.path}: no .PHN labels beside it, but the model is phone-conditioned "
+            "(label every utterance, or train with --set phones=none)"
+        )
+    return fold_segments(piece.segments, folding) if folding else piece.segments
+
+
+def inventory_of(pieces, folding=None):
+    """The phone inventory of the training pieces (their labels, after folding)."""
+    from .labels import PhoneInventory
+
+    return PhoneInventory.from_segments(labelled_segments(p, folding) for p in pieces)
+
+
+def tracks_for(pieces, inventory, folding=None):
+    """One :class:`PhoneTrack` per piece; unknown phones are errors naming the file."""
+    return [
+        PhoneTrack(labelled_segments(p, folding), len(p), inventory, p.labels) for p in pieces
+    ]
