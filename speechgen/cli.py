@@ -89,9 +89,14 @@ def train(data, out, configs, sets, force, quiet):
 @click.option("--prime", "prime_path", type=click.Path(path_type=Path), help="WAV to prime the state with (default: the test split of the training data).")
 @click.option("--prime-seconds", type=click.FloatRange(min=0, min_open=True), help="Seconds of priming audio (default: one training sequence).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Chooses where in the priming audio to start.")
+@click.option("--phones", "phones_path", type=click.Path(path_type=Path), help="Phone timeline (.PHN) to drive a phone-conditioned model; sets the length.")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
-def sample(model_path, out, seconds, prime_path, prime_seconds, seed, force):
-    """Generate audio free-running from MODEL after priming it with real audio."""
+def sample(model_path, out, seconds, prime_path, prime_seconds, seed, phones_path, force):
+    """Generate audio free-running from MODEL after priming it with real audio.
+
+    A phone-conditioned model follows a phone timeline: --phones, or by default the
+    labels of a held-out utterance (whose first window of samples primes it).
+    """
     if out.exists() and not force:
         raise SpeechgenError(f"{out}: already exists; choose another --out or pass --force")
     _check_writable(out)
@@ -103,7 +108,7 @@ def sample(model_path, out, seconds, prime_path, prime_seconds, seed, force):
         if done == total:
             click.echo("", err=True)
 
-    info = sample_to_wav(model_path, out, seconds, prime_path, prime_seconds, seed, progress)
+    info = sample_to_wav(model_path, out, seconds, prime_path, prime_seconds, seed, progress, phones_path)
     click.echo(
         f"wrote {info['seconds']:.2f} s to {out} ({info['rate']} Hz) primed with "
         f"{info['prime_seconds']:.2f} s of {info['prime_source']}; "
@@ -130,6 +135,25 @@ def evaluate(model_path, data, as_json):
     else:
         click.echo(f"{model_path} on {corpus.source} (MSE in normalised units)")
         click.echo(format_table(results))
+
+
+@main.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
+@click.argument("wav", type=click.Path(path_type=Path))
+@click.option("--phones", "phones_path", type=click.Path(path_type=Path), help="The utterance's .PHN (default: the one beside WAV).")
+@click.option("--out-dir", type=click.Path(path_type=Path), required=True, help="Folder for the WAVs and the plot.")
+@click.option("--force", is_flag=True, help="Overwrite earlier reconstructions in --out-dir.")
+def reconstruct(model_path, wav, phones_path, out_dir, force):
+    """Reconstruct WAV teacher-forced and free-running (only the first window given)."""
+    _quiet_tensorflow()
+    from .reconstruct import reconstruct as run_reconstruct
+
+    r = run_reconstruct(model_path, wav, out_dir, phones_path, force)
+    click.echo(f"{wav} ({r['seconds']:.2f} s){', phones ' + r['phones'] if r['phones'] else ''}")
+    click.echo(f"  teacher-forced MSE {r['teacher_forced_mse']:.6f}")
+    click.echo(f"  free-running MSE   {r['free_running_mse']:.6f}")
+    click.echo(f"  zero predictor MSE {r['zero_mse']:.6f}  (normalised units)")
+    click.echo(f"wrote original.wav, teacher_forced.wav, free_running.wav, reconstruction.png to {out_dir}")
 
 
 def _check_writable(path):

@@ -1,17 +1,24 @@
 """Free-running generation: prime the state with real audio, then feed predictions back.
 
-Priming runs the real audio through a batch-1 copy of the model teacher-forced (one
-call over all priming steps), which leaves the LSTM state where training left it at
-that point of a stream. Free-running then repeats: predict ``hop`` samples from the
-last ``window`` samples, append them, slide the window. The loop runs as a compiled
-``tf.while_loop`` over model steps (not a Python loop of ``model.predict`` calls),
-chunk by chunk so progress can be shown; the state carries across chunks, so any
-length can be generated.
+Priming runs real audio through a copy of the model teacher-forced (one Keras call over
+all priming steps), which leaves the LSTM state where training would have it at that
+point of a stream. Free-running then repeats: predict ``hop`` samples from the last
+``window`` samples (and the step's phones), append them, slide the window.
+
+The free-running loop does not call the Keras model: it runs the same maths on the
+model's weights (LSTM cells with gates i, f, c, o; the Dense output) inside one
+``tf.while_loop`` compiled by XLA, for one stream or N streams at once. Calling a Keras
+model per step costs far more than the arithmetic of a small LSTM (see
+docs/design.md). Phone inputs enter the first layer as a precomputed per-phone gate
+bias, so conditioning costs a gather, not a matmul. A test checks that the result
+equals the Keras model stepped one call at a time.
 """
 
 import time
 
 import numpy as np
+
+ACTIVATIONS = {"tanh": "tanh", "linear": None, "relu": "relu"}
 
 
 def prime_steps(n_samples, window, hop):
@@ -20,78 +27,183 @@ def prime_steps(n_samples, window, hop):
 
 
 class Generator:
-    """Compiled free-running generation from one model.
+    """Compiled free-running generation for ``streams`` parallel streams.
 
     Args:
-        model: a trained :class:`speechgen.model.SpeechRNN` (any batch size; a batch-1
-            copy is made).
+        model: a trained :class:`speechgen.model.SpeechRNN` (any batch size).
+        streams: how many streams to generate at once (N).
     """
 
-    def __init__(self, model):
+    def __init__(self, model, streams=1):
+        import keras
         import tensorflow as tf
 
-        self.model = model.with_batch_size(1) if model.batch_size != 1 else model
-        self.window, self.hop = model.window, model.hop
-        net, hop = self.model, self.hop
+        self.model = model.with_batch_size(streams) if model.batch_size != streams else model
+        self.streams, self.window, self.hop = streams, model.window, model.hop
+        self.context = model.phone_context if model.phones else 0
+        lstms = [l for l in self.model.layers if isinstance(l, keras.layers.LSTM)]
+        self._lstms = lstms
+        dense = self.model.get_layer("next_samples")
+        # (kernel, recurrent kernel, bias) per layer; the first layer's kernel is split
+        # into its audio rows and a per-phone gate table.
+        self._cells = [tuple(tf.constant(w) for w in l.cell.get_weights()) for l in lstms]
+        self._dense = tuple(tf.constant(w) for w in dense.get_weights())
+        self._activation = ACTIVATIONS[model.output_activation]
+        kernel = self._cells[0][0]
+        self._audio_kernel = kernel[: self.window]
+        self._phone_tables = self._phone_tables_of(kernel[self.window :]) if self.context else None
+        self._loops = {}
 
-        def run(window, n_steps):
-            # window: (window,) float32; returns the new window and (n_steps, hop).
+    def _phone_tables_of(self, rows):
+        """One ``(n_phones, 4 * units)`` gate table per context position."""
+        import tensorflow as tf
+
+        encoder = self.model.get_layer("phone_encoding")
+        n = len(self.model.phones)
+        width = encoder.embedding or n
+        tables = []
+        for c in range(self.context):
+            block = rows[c * width : (c + 1) * width]
+            if encoder.embedding:
+                vectors = tf.constant(encoder.table.embeddings.numpy())
+                tables.append(tf.matmul(vectors, block))
+            else:
+                tables.append(block)  # one-hot: row p is phone p's contribution
+        return tf.stack(tables)  # (context, n_phones, 4 * units)
+
+    def _step(self, window, states, ids):
+        """One model step for all streams. window (N, W); ids (N, C) or None."""
+        import tensorflow as tf
+
+        x, new_states = None, []
+        for layer, ((kernel, recurrent, bias), (h, c)) in enumerate(zip(self._cells, states)):
+            if layer == 0:
+                z = tf.matmul(window, self._audio_kernel)
+                if ids is not None:
+                    for k in range(self.context):
+                        z += tf.gather(self._phone_tables[k], ids[:, k])
+            else:
+                z = tf.matmul(x, kernel)
+            z += tf.matmul(h, recurrent) + bias
+            i, f, g, o = tf.split(z, 4, axis=1)
+            c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+            x = tf.sigmoid(o) * tf.tanh(c)
+            new_states.append((x, c))
+        kernel, bias = self._dense
+        y = tf.matmul(x, kernel) + bias
+        if self._activation == "tanh":
+            y = tf.tanh(y)
+        elif self._activation == "relu":
+            y = tf.nn.relu(y)
+        return y, new_states
+
+    def _loop(self, n_steps):
+        """A compiled loop of exactly ``n_steps`` steps (XLA needs static sizes, so
+        one is compiled per chunk length; :meth:`free_run` uses a single length)."""
+        if n_steps in self._loops:
+            return self._loops[n_steps]
+        import tensorflow as tf
+
+        hop, with_ids = self.hop, bool(self.context)
+
+        def run(window, states, ids):
             outputs = tf.TensorArray(tf.float32, size=n_steps)
 
-            def body(i, window, outputs):
-                y = net(window[None, None, :], training=False)[0, 0]
-                outputs = outputs.write(i, y)
-                return i + 1, tf.concat([window[hop:], y], axis=0), outputs
+            def body(i, window, states, outputs):
+                y, states = self._step(window, states, ids[i] if with_ids else None)
+                return i + 1, tf.concat([window[:, hop:], y], axis=1), states, outputs.write(i, y)
 
-            _, window, outputs = tf.while_loop(
-                lambda i, *_: i < n_steps, body, (tf.constant(0), window, outputs)
+            _, window, states, outputs = tf.while_loop(
+                lambda i, *_: i < n_steps, body, (tf.constant(0), window, states, outputs)
             )
-            return window, outputs.stack()
+            # (n_steps, N, hop) -> (N, n_steps * hop)
+            out = tf.transpose(outputs.stack(), (1, 0, 2))
+            return window, states, tf.reshape(out, (self.streams, n_steps * hop))
 
-        self._run = tf.function(run, reduce_retracing=True)
-        self._prime = tf.function(lambda x: net(x, training=False))
+        self._loops[n_steps] = tf.function(run, jit_compile=True)
+        return self._loops[n_steps]
 
-    def prime(self, audio):
-        """Run normalised ``audio`` (1-D, >= window samples) teacher-forced.
+    def prime(self, audio, phones=None):
+        """Run normalised ``audio`` teacher-forced through the model.
 
+        Args:
+            audio: ``(samples,)`` or ``(N, samples)``, at least ``window`` samples.
+            phones: the priming steps' phone ids, ``(steps, C)`` or ``(N, steps, C)``,
+                for phone-conditioned models (steps as :func:`prime_steps` counts them).
         Returns:
-            ``(window, first)``: the window for the next step, and the prediction of the
-            ``hop`` samples that follow the used prime (the first generated samples).
+            ``(window, first)``: each stream's next window ``(N, window)`` and the
+            prediction of the ``hop`` samples after the used prime ``(N, hop)``.
             Only the last ``(steps - 1) * hop + window`` samples are used.
         """
         import tensorflow as tf
 
-        steps = prime_steps(len(audio), self.window, self.hop)
-        used = np.asarray(audio[len(audio) - ((steps - 1) * self.hop + self.window) :], np.float32)
+        audio = np.atleast_2d(np.asarray(audio, np.float32))
+        steps = prime_steps(audio.shape[1], self.window, self.hop)
+        used = audio[:, audio.shape[1] - ((steps - 1) * self.hop + self.window) :]
         self.model.reset_rnn_states()
-        frames = tf.signal.frame(used, self.window, self.hop)[None]
-        first = self._prime(frames)[0, -1].numpy()
-        window = np.concatenate([used[len(used) - self.window + self.hop :], first])
+        frames = tf.signal.frame(used, self.window, self.hop, axis=1)
+        inputs = frames
+        if self.context:
+            ids = np.asarray(phones, np.int32).reshape(self.streams, -1, self.context)[:, -steps:]
+            inputs = [frames, tf.constant(ids)]
+        first = self.model(inputs, training=False)[:, -1].numpy()
+        window = np.concatenate([used[:, used.shape[1] - self.window + self.hop :], first], axis=1)
         return window.astype(np.float32), first
 
-    def free_run(self, window, n_steps, chunk_steps=None, progress=None):
-        """Generate ``n_steps`` steps after ``window``; returns ``(n_steps * hop,)``.
+    def free_run(self, window, n_steps, phones=None, chunk_steps=None, progress=None):
+        """Generate ``n_steps`` steps after the primed state.
 
         Args:
-            window: the current window, (window,) float32 normalised.
-            n_steps: steps to generate.
-            chunk_steps: steps per compiled call (progress granularity).
+            window: ``(N, window)`` from :meth:`prime`.
+            phones: ``(n_steps, C)`` or ``(N, n_steps, C)`` phone ids of the steps.
+            chunk_steps: steps per compiled call (progress granularity). Every call
+                runs a whole chunk, and the surplus of the last one is dropped, so
+                one compiled loop serves the whole run.
             progress: called as ``progress(done_steps, n_steps, elapsed_seconds)``.
+        Returns:
+            ``(N, n_steps * hop)`` float32, normalised.
         """
-        chunk_steps = chunk_steps or max(1, n_steps // 20)
-        pieces, done, started = [], 0, time.perf_counter()
-        while done < n_steps:
-            n = min(chunk_steps, n_steps - done)
-            window, out = self._run(window, n)
-            pieces.append(out.numpy().reshape(-1))
-            done += n
-            if progress:
-                progress(done, n_steps, time.perf_counter() - started)
-        return np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+        import tensorflow as tf
 
-    def generate(self, prime, n_samples, progress=None):
-        """Prime with ``prime``, then return ``n_samples`` generated samples (normalised)."""
-        window, first = self.prime(prime)
+        states = [tuple(tf.constant(v.numpy()) for v in layer.states) for layer in self._lstms]
+        if n_steps <= 0:
+            return np.zeros((self.streams, 0), np.float32)
+        chunk = min(n_steps, chunk_steps or max(256, -(-n_steps // 20)))
+        n_chunks = -(-n_steps // chunk)
+        ids = np.zeros((n_chunks * chunk, 0, 0), np.int32)
+        if self.context:
+            ids = np.asarray(phones, np.int32).reshape(self.streams, n_steps, self.context)
+            ids = np.transpose(ids, (1, 0, 2))  # (steps, N, C)
+            # The surplus steps of the last chunk repeat the last phone; they are dropped.
+            ids = np.concatenate([ids, np.repeat(ids[-1:], n_chunks * chunk - n_steps, axis=0)])
+        loop = self._loop(chunk)
+        window = tf.constant(window, tf.float32)
+        pieces, started = [], time.perf_counter()
+        for k in range(n_chunks):
+            window, states, out = loop(window, states, tf.constant(ids[k * chunk : (k + 1) * chunk]))
+            pieces.append(out.numpy())
+            if progress:
+                progress(min(n_steps, (k + 1) * chunk), n_steps, time.perf_counter() - started)
+        return np.concatenate(pieces, axis=1)[:, : n_steps * self.hop]
+
+    def generate(self, prime, n_samples, phones=None, progress=None):
+        """Prime, then return ``n_samples`` generated samples per stream (normalised).
+
+        Args:
+            prime: ``(samples,)`` or ``(N, samples)`` normalised priming audio.
+            phones: phone ids for the priming steps followed by the generated steps,
+                ``(prime_steps + gen_steps, C)`` (or with a leading N).
+        Returns:
+            ``(n_samples,)`` for one stream, else ``(N, n_samples)``.
+        """
+        prime = np.atleast_2d(prime)
+        steps = prime_steps(prime.shape[1], self.window, self.hop)
         n_steps = -(-max(0, n_samples - self.hop) // self.hop)
-        rest = self.free_run(window, n_steps, progress=progress)
-        return np.concatenate([first, rest])[:n_samples]
+        prime_ids = gen_ids = None
+        if self.context:
+            ids = np.asarray(phones, np.int32).reshape(self.streams, -1, self.context)
+            prime_ids, gen_ids = ids[:, :steps], ids[:, steps : steps + n_steps]
+        window, first = self.prime(prime, prime_ids)
+        rest = self.free_run(window, n_steps, gen_ids, progress=progress)
+        out = np.concatenate([first, rest], axis=1)[:, :n_samples]
+        return out[0] if self.streams == 1 else out

@@ -67,18 +67,18 @@ class Schedule:
         return self.seq_len * self.hop
 
 
-def plan(lengths, window, hop, seq_len, batch_size, what="split"):
+def plan(lengths, window, hop, seq_len, batch_size, what="split", min_coverage=0.95):
     """Lay the pieces of a split (their ``lengths`` in samples) over ``batch_size`` rows.
 
-    A piece longer than one row's fair share is cut into contiguous streams of at most
-    that share (so one long file becomes ``batch_size`` equal streams); streams are
-    dealt longest first to the least-loaded row. Every row then plays as many chunks as
-    the shortest row has; the rest (and each stream's tail of fewer than ``seq_len``
-    steps) is left out and reported as ``coverage``.
+    Pieces are cut into contiguous streams of at most ``cap`` chunks and dealt longest
+    first to the least-loaded row; every row then plays as many chunks as the shortest
+    row has. The rest (and each piece's tail of fewer than ``seq_len`` steps) is left
+    out and reported as ``coverage``. ``cap`` starts at one row's fair share (so one
+    long file becomes ``batch_size`` equal streams) and halves until the coverage
+    reaches ``min_coverage``: shorter streams balance better but restart state more.
     """
     chunks = [max(0, (n - window) // hop) // seq_len for n in lengths]
-    total = sum(chunks)
-    share = total // batch_size
+    share = sum(chunks) // batch_size
     if share == 0:
         need = batch_size * seq_len * hop + window
         raise SpeechgenError(
@@ -86,19 +86,15 @@ def plan(lengths, window, hop, seq_len, batch_size, what="split"):
             f"for batch_size {batch_size} x seq_len {seq_len} steps of hop {hop} "
             f"(needs about {need}); give more audio or lower batch_size/seq_len"
         )
-    streams = []  # (n_chunks, piece, first chunk)
-    for p, c in enumerate(chunks):
-        for first in range(0, c, share):
-            streams.append((min(share, c - first), p, first))
-    streams.sort(key=lambda s: (-s[0], s[1], s[2]))
-    rows = [(0, r, []) for r in range(batch_size)]
-    heapq.heapify(rows)
-    for stream in streams:
-        load, r, queue = heapq.heappop(rows)
-        queue.append(stream)
-        heapq.heappush(rows, (load + stream[0], r, queue))
-    rows.sort(key=lambda row: row[1])
-    n_batches = min(load for load, _, _ in rows)
+    all_steps = sum(max(0, (n - window) // hop) for n in lengths)
+    cap = share
+    while True:
+        rows = _deal(chunks, cap, batch_size)
+        n_batches = min(load for load, _, _ in rows)
+        coverage = n_batches * batch_size * seq_len / all_steps
+        if coverage >= min_coverage or cap == 1:
+            break
+        cap = max(1, cap // 2)
     piece = np.zeros((n_batches, batch_size), np.int64)
     start = np.zeros((n_batches, batch_size), np.int64)
     fresh = np.zeros((n_batches, batch_size), bool)
@@ -112,8 +108,25 @@ def plan(lengths, window, hop, seq_len, batch_size, what="split"):
                     break
                 piece[k, r], start[k, r], fresh[k, r] = p, (first + j) * span, j == 0
                 k += 1
-    all_steps = sum(max(0, (n - window) // hop) for n in lengths)
-    return Schedule(piece, start, fresh, window, hop, seq_len, n_batches * batch_size * seq_len / all_steps)
+    return Schedule(piece, start, fresh, window, hop, seq_len, coverage)
+
+
+def _deal(chunks, cap, batch_size):
+    """Cut pieces into streams of <= cap chunks; deal them longest first (LPT).
+
+    Returns rows sorted by row index as ``(load, row, [(n_chunks, piece, first), ...])``.
+    """
+    streams = [
+        (min(cap, c - first), p, first) for p, c in enumerate(chunks) for first in range(0, c, cap)
+    ]
+    streams.sort(key=lambda s: (-s[0], s[1], s[2]))
+    rows = [(0, r, []) for r in range(batch_size)]
+    heapq.heapify(rows)
+    for stream in streams:
+        load, r, queue = heapq.heappop(rows)
+        queue.append(stream)
+        heapq.heappush(rows, (load + stream[0], r, queue))
+    return sorted(rows, key=lambda row: row[1])
 
 
 def split_batches(corpus, split, normaliser, framing, batch_size, phones=None, max_batches=0):

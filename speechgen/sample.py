@@ -1,4 +1,4 @@
-"""The ``sample`` verb: load a model, choose priming audio, generate, write a WAV."""
+"""The ``sample`` verb: load a model, choose priming audio (and phones), generate, write."""
 
 import time
 
@@ -8,6 +8,14 @@ from .audio import read_audio, write_wav
 from .corpus import Normaliser, reopen_corpus
 from .errors import SpeechgenError
 from .generate import Generator
+
+
+def _held_out_pieces(model):
+    corpus = reopen_corpus(model.train_config)
+    pieces = [p for s in ("test", "valid", "train") for p in corpus.splits[s]]
+    if not pieces:
+        raise SpeechgenError(f"{corpus.source}: no audio to prime with; give --prime")
+    return corpus, pieces
 
 
 def choose_prime(model, prime_path, prime_seconds, seed):
@@ -26,13 +34,10 @@ def choose_prime(model, prime_path, prime_seconds, seed):
             )
         source, start, stop = str(prime_path), 0, len(audio)
     else:
-        corpus = reopen_corpus(model.train_config)
-        pieces = [p for s in ("test", "valid", "train") for p in corpus.splits[s]]
-        if not pieces:
-            raise SpeechgenError(f"{corpus.source}: no audio to prime with; give --prime")
-        piece = pieces[0]
+        corpus, pieces = _held_out_pieces(model)
+        piece = pieces[0] if corpus.layout == "file" else pieces[np.random.default_rng(seed).integers(len(pieces))]
         audio, start, stop = piece.audio, piece.start, piece.stop
-        source = f"{corpus.source} (held-out split)"
+        source = f"{corpus.source} (held-out {piece.name})"
     seq_len = (model.train_config or {}).get("seq_len", 1)
     if prime_seconds is None:
         want = (seq_len - 1) * model.hop + model.window
@@ -54,8 +59,46 @@ def choose_prime(model, prime_path, prime_seconds, seed):
     return prime, source
 
 
-def sample_to_wav(model_path, out, seconds, prime_path=None, prime_seconds=None, seed=0, progress=None):
-    """Generate ``seconds`` of audio from the model at ``model_path`` into ``out``.
+def phone_plan(model, phones_path, prime_path, seed):
+    """Priming audio, step phone ids and length for a phone-conditioned model.
+
+    With ``--phones``: the timeline gives the length; the prime is ``--prime`` (its
+    last ``window`` samples) or silence. Without: a held-out utterance (chosen by
+    ``seed``) gives its first ``window`` samples and its own phone timeline.
+    Returns ``(prime, ids, n_samples, source)``; ``n_samples`` counts the prime.
+    """
+    from .timeline import track_from_file, track_of_piece
+
+    normaliser = Normaliser.from_dict(model.normaliser)
+    w = model.window
+    if phones_path is not None:
+        track, length = track_from_file(model, phones_path)
+        if prime_path is not None:
+            prime, source = choose_prime(model, prime_path, w / model.sample_rate, seed)
+        else:
+            prime, source = normaliser.apply(np.zeros(w, np.float32)), "silence"
+        source = f"phones {phones_path}, prime {source}"
+    else:
+        _, pieces = _held_out_pieces(model)
+        piece = pieces[np.random.default_rng(seed).integers(len(pieces))]
+        track, length = track_of_piece(model, piece), len(piece)
+        prime = normaliser.apply(piece.read(0, w))
+        source = f"phones and first {w} samples of held-out {piece.name}"
+    if length <= w:
+        raise SpeechgenError(f"{source}: the timeline is {length} samples, not longer than the window ({w})")
+    n_steps = (length - w) // model.hop
+    ids = track.step_ids(w, n_steps, model.hop, model.phone_context)
+    return prime, ids, w + n_steps * model.hop, source
+
+
+def sample_to_wav(
+    model_path, out, seconds, prime_path=None, prime_seconds=None, seed=0, progress=None, phones_path=None
+):
+    """Generate audio from the model at ``model_path`` into ``out``.
+
+    Unconditioned models generate ``seconds`` after the prime (the file holds only
+    the generated audio). Phone-conditioned models follow a phone timeline and the
+    file holds the whole timeline: the ``window`` priming samples, then generated.
 
     Args:
         progress: called as ``progress(done_steps, total_steps, elapsed_s, real_time_factor)``.
@@ -65,25 +108,31 @@ def sample_to_wav(model_path, out, seconds, prime_path=None, prime_seconds=None,
     from .model import load_model
 
     model = load_model(model_path)
-    prime, source = choose_prime(model, prime_path, prime_seconds, seed)
-    generator = Generator(model)
-    n_samples = int(round(seconds * model.sample_rate))
     rate = model.sample_rate
+    if phones_path is not None and not model.phones:
+        raise SpeechgenError(f"{phones_path}: the model is not phone-conditioned; drop --phones")
+    generator = Generator(model)
 
     def report(done, total, elapsed):
         if progress:
-            rtf = done * model.hop / rate / max(elapsed, 1e-9)
-            progress(done, total, elapsed, rtf)
+            progress(done, total, elapsed, done * model.hop / rate / max(elapsed, 1e-9))
 
     started = time.perf_counter()
-    generated = generator.generate(prime, n_samples, progress=report)
+    if model.phones:
+        prime, ids, n_samples, source = phone_plan(model, phones_path, prime_path, seed)
+        generated = generator.generate(prime, n_samples - len(prime), phones=ids, progress=report)
+        audio = np.concatenate([prime, generated])
+    else:
+        prime, source = choose_prime(model, prime_path, prime_seconds, seed)
+        generated = generator.generate(prime, int(round(seconds * rate)), progress=report)
+        audio = generated
     elapsed = time.perf_counter() - started
-    audio = Normaliser.from_dict(model.normaliser).invert(generated)
-    write_wav(out, rate, audio)
+    write_wav(out, rate, Normaliser.from_dict(model.normaliser).invert(audio))
     return {
         "rate": rate,
-        "seconds": len(generated) / rate,
+        "seconds": len(audio) / rate,
         "prime_seconds": len(prime) / rate,
         "prime_source": source,
         "real_time_factor": len(generated) / rate / max(elapsed, 1e-9),
     }
+

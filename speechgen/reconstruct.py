@@ -1,0 +1,109 @@
+"""The ``reconstruct`` verb: write-up 2's two reconstructions of one utterance.
+
+- teacher-forced: every step reads the true previous ``window`` samples;
+- free-running: only the first ``window`` samples (and the phones) are given, every
+  later step reads the model's own output.
+
+Both are compared with the original over the samples after the first window, in
+normalised units, so the numbers match ``evaluate``'s.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from .audio import read_audio, write_wav
+from .corpus import Normaliser
+from .errors import SpeechgenError
+from .generate import Generator
+
+OUTPUTS = ("original.wav", "teacher_forced.wav", "free_running.wav", "reconstruction.png")
+
+
+def _labels_beside(wav):
+    for suffix in (".PHN", ".phn"):
+        if wav.with_suffix(suffix).exists():
+            return wav.with_suffix(suffix)
+    return None
+
+
+def reconstruct(model_path, wav_path, out_dir, phones_path=None, force=False):
+    """Reconstruct ``wav_path`` both ways; write WAVs and a 3-panel PNG to ``out_dir``.
+
+    Returns:
+        dict: ``teacher_forced_mse``, ``free_running_mse`` (normalised units),
+        ``seconds``, ``phones`` (the label file used or None).
+    """
+    import tensorflow as tf
+
+    from .model import load_model
+    from .plots import plot_waveforms
+    from .timeline import track_from_file
+
+    model = load_model(model_path)
+    wav_path, out_dir = Path(wav_path), Path(out_dir)
+    audio = read_audio(wav_path)
+    if audio.rate != model.sample_rate:
+        raise SpeechgenError(
+            f"{wav_path}: sample rate {audio.rate} Hz, but the model works at {model.sample_rate} Hz"
+        )
+    w, h = model.window, model.hop
+    n_steps = (len(audio) - w) // h
+    if n_steps < 1:
+        raise SpeechgenError(f"{wav_path}: {len(audio)} samples, too short for the model's window of {w}")
+    ids = None
+    if model.phones:
+        phones_path = Path(phones_path) if phones_path else _labels_beside(wav_path)
+        if phones_path is None:
+            raise SpeechgenError(
+                f"{wav_path}: the model is phone-conditioned; give --phones (no .PHN beside the audio)"
+            )
+        track, _ = track_from_file(model, phones_path, len(audio))
+        ids = track.step_ids(w, n_steps, h, model.phone_context)
+    elif phones_path:
+        raise SpeechgenError(f"{phones_path}: the model is not phone-conditioned; drop --phones")
+    existing = [name for name in OUTPUTS if (out_dir / name).exists()]
+    if existing and not force:
+        raise SpeechgenError(f"{out_dir / existing[0]}: already exists; choose another --out-dir or pass --force")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    normaliser = Normaliser.from_dict(model.normaliser)
+    x = normaliser.apply(audio.read())
+    end = w + n_steps * h
+    truth = x[w:end]
+
+    net = model.with_batch_size(1)
+    net.reset_rnn_states()
+    frames = tf.signal.frame(x[: end - h], w, h)[None]
+    inputs = [frames, tf.constant(ids[None])] if ids is not None else frames
+    teacher = net(inputs, training=False).numpy().reshape(-1)
+
+    free = Generator(model).generate(x[:w], n_steps * h, phones=ids)
+
+    result = {
+        "teacher_forced_mse": float(np.mean((teacher - truth) ** 2)),
+        "free_running_mse": float(np.mean((free - truth) ** 2)),
+        "zero_mse": float(np.mean(truth**2)),
+        "seconds": len(audio) / audio.rate,
+        "phones": str(phones_path) if ids is not None else None,
+    }
+    rate = audio.rate
+    head = x[:w]
+    signals = {
+        "original": x[:end],
+        "teacher_forced": np.concatenate([head, teacher]),
+        "free_running": np.concatenate([head, free]),
+    }
+    for name, y in signals.items():
+        write_wav(out_dir / f"{name}.wav", rate, normaliser.invert(y))
+    plot_waveforms(
+        [
+            ("original", normaliser.invert(signals["original"])),
+            (f"teacher-forced\nMSE {result['teacher_forced_mse']:.2e}", normaliser.invert(signals["teacher_forced"])),
+            (f"free-running\nMSE {result['free_running_mse']:.2e}", normaliser.invert(signals["free_running"])),
+        ],
+        rate,
+        out_dir / "reconstruction.png",
+        title=f"{wav_path.name}: reconstructions by {Path(model_path).name}",
+    )
+    return result
