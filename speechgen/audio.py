@@ -111,7 +111,7 @@ def read_audio(path):
         raise SpeechgenError(f"{path}: permission denied") from None
     except OSError as err:
         raise SpeechgenError(f"{path}: cannot be read ({err.strerror})") from None
-    if head.startswith(b"NIST_1A"):
+    if head.startswith(b"NIST_1A\n"):
         from .sphere import read_sphere
 
         rate, raw = read_sphere(path)

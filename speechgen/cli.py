@@ -103,15 +103,19 @@ def sample(model_path, out, seconds, prime_path, prime_seconds, seed, phones_pat
     _quiet_tensorflow()
     from .sample import sample_to_wav
 
+    live = sys.stderr.isatty()
+
     def progress(done, total, elapsed, rate_factor):
-        click.echo(f"\r  {done}/{total} steps, {rate_factor:.2f}x real time", nl=False, err=True)
-        if done == total:
-            click.echo("", err=True)
+        # A live line on a terminal; logs get no carriage-return clutter.
+        if live:
+            click.echo(f"\r  {done}/{total} steps, {rate_factor:.2f}x real time", nl=False, err=True)
+            if done == total:
+                click.echo("", err=True)
 
     info = sample_to_wav(model_path, out, seconds, prime_path, prime_seconds, seed, progress, phones_path)
     click.echo(
         f"wrote {info['seconds']:.2f} s to {out} ({info['rate']} Hz) primed with "
-        f"{info['prime_seconds']:.2f} s of {info['prime_source']}; "
+        f"{info['prime_seconds']:.3f} s of {info['prime_source']}; "
         f"generation ran at {info['real_time_factor']:.2f}x real time"
     )
 
@@ -129,6 +133,11 @@ def evaluate(model_path, data, as_json):
 
     model = load_model(model_path)
     corpus = reopen_corpus(model.train_config, data)
+    if corpus.rate != model.sample_rate:
+        raise SpeechgenError(
+            f"{data}: sample rate {corpus.rate} Hz, but the model works at {model.sample_rate} Hz; "
+            "resample the data first"
+        )
     results = evaluate_model(model, corpus)
     if as_json:
         click.echo(json.dumps({"model": str(model_path), "data": corpus.source, "splits": results}, indent=2))

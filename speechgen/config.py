@@ -176,7 +176,7 @@ def validate(config):
     for key in ("dropout",):
         if not 0 <= getattr(config, key) < 1:
             raise UsageError(f"config: {key} must be in [0, 1), got {getattr(config, key)}")
-    for key in ("input_noise", "l2", "clipnorm", "patience", "phone_embedding", "max_batches"):
+    for key in ("input_noise", "l2", "clipnorm", "patience", "phone_embedding", "max_batches", "seed"):
         if getattr(config, key) < 0:
             raise UsageError(f"config: {key} must not be negative, got {getattr(config, key)}")
     if config.learning_rate <= 0:

@@ -112,3 +112,17 @@ def test_nan_run_exits_1_with_a_hint(tmp_path):
     assert "diverged" in result.output and "Lower learning_rate" in result.output
     assert "no model was saved" in result.output
     assert not (tmp_path / "run" / "model.keras").exists()
+
+
+def test_evaluate_refuses_data_at_another_rate(trained, tmp_path):
+    tmp, _, _ = trained
+    other = write_pcm16(tmp_path / "r8k.wav", 8000, chord(8000, 30))
+    result = run("evaluate", tmp / "run" / "model.keras", other)
+    one_line_error(result, 1, "r8k.wav", "8000 Hz", "4000 Hz")
+
+
+def test_negative_seed_is_a_usage_error(tmp_path):
+    data = write_pcm16(tmp_path / "c.wav", 4000, chord(4000, 30))
+    result = run("train", data, "--out", tmp_path / "run", "--set", "seed=-1")
+    one_line_error(result, 2, "seed must not be negative")
+    assert not (tmp_path / "run").exists()
