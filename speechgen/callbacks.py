@@ -72,22 +72,39 @@ class StopOnNaN(keras.callbacks.Callback):
 
 
 class RunRecorder(keras.callbacks.Callback):
-    """Write history, the best model and the last checkpoint after each epoch.
+    """Write history, the best model and the last checkpoint after each epoch, and
+    stop early when ``monitor`` has not improved for ``patience`` epochs.
+
+    All of its state derives from the history rows, so a resumed run (given the rows
+    of ``history.csv``) continues the same early-stopping count.
 
     Args:
         run_dir: the run directory.
         monitor: the quantity that decides "best" (lower is better).
+        rows: history of earlier epochs (resuming).
+        patience: epochs without improvement before stopping (0: never stop early).
     Attributes:
         rows: one dict per finished epoch (epoch from 1, loss, val_loss, seconds).
         best_epoch, best: epoch (from 1) and value of the best ``monitor`` so far.
     """
 
-    def __init__(self, run_dir, monitor="val_loss"):
+    def __init__(self, run_dir, monitor="val_loss", rows=(), patience=0):
         super().__init__()
         self.run_dir = Path(run_dir)
         self.monitor = monitor
-        self.rows = []
+        self.patience = patience
+        self.rows = list(rows)
         self.best_epoch, self.best = None, math.inf
+        for row in self.rows:
+            value = row.get(monitor, math.nan)
+            if math.isfinite(value) and value < self.best:
+                self.best, self.best_epoch = value, row["epoch"]
+
+    def should_stop(self):
+        """True when the last ``patience`` epochs brought no improvement."""
+        if not self.patience or not self.rows or self.best_epoch is None:
+            return False
+        return self.rows[-1]["epoch"] - self.best_epoch >= self.patience
 
     def on_epoch_begin(self, epoch, logs=None):
         self._started = time.perf_counter()
@@ -108,7 +125,13 @@ class RunRecorder(keras.callbacks.Callback):
             self.best, self.best_epoch = value, epoch + 1
             self.save(self.run_dir / "model.keras", include_optimizer=False)
         if math.isfinite(row["loss"]):
+            # The checkpoint is the commit point of an epoch: it records how many epochs
+            # it holds, so a resume after a kill between the writes above and this one
+            # trusts the checkpoint and drops the history rows written after it.
+            self.model.train_config = {**(self.model.train_config or {}), "epochs_done": epoch + 1}
             self.save(self.run_dir / "checkpoint.keras", include_optimizer=True)
+        if self.should_stop():
+            self.model.stop_training = True
 
     def save(self, path, include_optimizer):
         with atomic_path(path) as tmp:

@@ -56,22 +56,40 @@ def main(ctx, debug):
 
 
 @main.command()
-@click.argument("data", type=click.Path(path_type=Path))
-@click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Run directory to create.")
+@click.argument("data", required=False, type=click.Path(path_type=Path))
+@click.option("--out", "out", type=click.Path(path_type=Path), help="Run directory to create.")
 @click.option("--config", "configs", multiple=True, help="YAML config file or preset name (configs/NAME.yaml); repeatable.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override one config key; repeatable.")
+@click.option("--resume", "resume_run", type=click.Path(path_type=Path), help="Continue the run in this directory from its last checkpoint.")
 @click.option("--force", is_flag=True, help="Overwrite the run files in an existing --out.")
 @click.option("--quiet", is_flag=True, help="One line per epoch instead of a progress bar.")
-def train(data, out, configs, sets, force, quiet):
-    """Train a model on DATA (a WAV or NIST SPHERE file) into the run directory --out."""
+def train(data, out, configs, sets, resume_run, force, quiet):
+    """Train a model on DATA (a WAV/SPHERE file or a corpus folder) into --out.
+
+    With --resume RUN, continue RUN from its last finished epoch instead (DATA, --out
+    and --config come from the run; --set may change e.g. epochs).
+    """
+    if resume_run is not None:
+        if data is not None or out is not None or configs or force:
+            raise UsageError("--resume RUN takes no DATA, --out, --config or --force (they come from RUN)")
+    elif data is None or out is None:
+        raise UsageError("train needs DATA and --out (or --resume RUN)")
     from .config import load_config
 
-    config = load_config(configs, sets)
+    config = None if resume_run else load_config(configs, sets)
     _quiet_tensorflow()
-    from .train import nan_message
+    from .train import interrupt_message, nan_message, resume
     from .train import train as run_training
 
-    result = run_training(data, out, config, force=force, verbose=2 if quiet else 1)
+    verbose = 2 if quiet else 1
+    if resume_run is not None:
+        out = resume_run
+        result = resume(resume_run, sets, verbose=verbose)
+    else:
+        result = run_training(data, out, config, force=force, verbose=verbose)
+    if result.interrupted:
+        click.echo(interrupt_message(result, out), err=True)
+        sys.exit(130)
     if result.stopped_by_nan:
         raise SpeechgenError(nan_message(result, out))
     mse = result.summary["splits_mse"]

@@ -1,17 +1,22 @@
 """Training: data -> model -> fit with TBPTT callbacks -> a complete run directory.
 
 A run directory (docs/design.md) holds ``model.keras`` (best by val_loss,
-self-contained), ``checkpoint.keras`` (last epoch, with optimizer state),
+self-contained), ``checkpoint.keras`` (last finished epoch, with optimizer state),
 ``config.yaml`` (resolved), ``history.csv``, ``curves.png`` and ``summary.json``.
+``resume`` continues a run from ``checkpoint.keras`` at the epoch after the last
+finished one; the run state (history, best epoch, early-stopping counter) is rebuilt
+from ``history.csv``, so nothing but those files is needed.
 """
 
+import csv
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import dump_config
-from .corpus import Normaliser, load_corpus
+from .config import dump_config, load_config
+from .corpus import Normaliser, load_corpus, reopen_corpus
 from .errors import SpeechgenError
 from .files import write_text
 
@@ -20,10 +25,15 @@ RUN_FILES = ("model.keras", "checkpoint.keras", "config.yaml", "history.csv", "c
 
 @dataclass
 class RunResult:
-    """What a finished run reports (also written to ``summary.json``)."""
+    """What a finished run reports (also written to ``summary.json``).
+
+    ``interrupted`` is True when Ctrl-C stopped it (the last finished epoch is
+    checkpointed).
+    """
 
     summary: dict
     stopped_by_nan: bool
+    interrupted: bool = False
 
 
 def prepare_run_dir(out, force=False):
@@ -33,7 +43,8 @@ def prepare_run_dir(out, force=False):
         raise SpeechgenError(f"{out}: exists and is not a directory; choose another --out")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise SpeechgenError(
-            f"{out}: already holds files (a previous run?); choose another --out or pass --force"
+            f"{out}: already holds files (a previous run?); choose another --out, "
+            f"continue it with --resume {out}, or pass --force"
         )
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -48,11 +59,36 @@ def prepare_run_dir(out, force=False):
     return out
 
 
+def _phones_for(config, corpus=None, model=None):
+    """``(inventory, folding, context)`` for phone-conditioned training, else None."""
+    from .conditioning import CONTEXTS, folding_table, inventory_of
+    from .labels import PhoneInventory
+
+    if config.phones == "none":
+        return None
+    folding = folding_table(config.phone_folding)
+    if model is not None:
+        inventory = PhoneInventory.from_list(model.phones)
+    else:
+        inventory = inventory_of(corpus.splits["train"], folding)
+    return inventory, folding, CONTEXTS[config.phones]
+
+
+def _datasets(corpus, normaliser, config, phones):
+    from .pipeline import split_batches
+
+    framing = (config.window, config.hop, config.seq_len)
+    return [
+        split_batches(corpus, split, normaliser, framing, config.batch_size, phones, config.max_batches)
+        for split in ("train", "valid")
+    ]
+
+
 def train(data, out, config, force=False, verbose=1, log=print, callbacks=()):
-    """Train a model on ``data`` and write the run directory ``out``.
+    """Train a new model on ``data`` and write the run directory ``out``.
 
     Args:
-        data: a WAV/SPHERE file.
+        data: a WAV/SPHERE file or a corpus folder.
         out: run directory (created; must be empty unless ``force``).
         config: a resolved :class:`speechgen.config.Config`.
         verbose: Keras progress (1 = a bar per epoch, 2 = a line per epoch, 0 = none).
@@ -66,37 +102,99 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=()):
     # Validate everything that can fail before creating anything on disk.
     corpus = load_corpus(data, config.split, config.seed)
     normaliser = Normaliser.fit(config.normalisation, corpus.splits["train"])
-    from .conditioning import CONTEXTS, folding_table, inventory_of
-    from .pipeline import split_batches
-
-    phones, inventory = None, None
-    if config.phones != "none":
-        folding = folding_table(config.phone_folding)
-        inventory = inventory_of(corpus.splits["train"], folding)
-        phones = (inventory, folding, CONTEXTS[config.phones])
-    framing = (config.window, config.hop, config.seq_len)
-    train_ds, train_plan = split_batches(
-        corpus, "train", normaliser, framing, config.batch_size, phones, config.max_batches
-    )
-    valid_ds, valid_plan = split_batches(
-        corpus, "valid", normaliser, framing, config.batch_size, phones, config.max_batches
-    )
+    phones = _phones_for(config, corpus)
+    datasets = _datasets(corpus, normaliser, config, phones)
     out = prepare_run_dir(out, force)
 
-    import keras
-
-    from .callbacks import ResetStates, RunRecorder, StopOnNaN
-    from .evaluate import evaluate_model
-    from .model import build_model, load_model, make_optimizer
-    from .plots import plot_curves
+    from .model import build_model, make_optimizer
 
     splits = {"layout": corpus.layout, **corpus.split_names()} if corpus.layout != "file" else None
     model = build_model(
         config, corpus.rate, normaliser, corpus.source,
-        phones=inventory.to_list() if inventory else None, splits=splits,
+        phones=phones[0].to_list() if phones else None, splits=splits,
     )
     model.compile(optimizer=make_optimizer(config), loss="mse")
     write_text(out / "config.yaml", dump_config(config))
+    for note in corpus.notes:
+        log(f"note: {note}")
+    return _fit(model, corpus, config, out, datasets, [], verbose, log, callbacks)
+
+
+def resume(run, sets=(), verbose=1, log=print, callbacks=()):
+    """Continue the run in ``run`` from its last checkpoint.
+
+    Args:
+        run: an existing run directory.
+        sets: ``key=value`` overrides of the saved config (e.g. ``epochs=50``); the
+            model's shape cannot change.
+    Raises:
+        SpeechgenError: no checkpoint or history, a broken checkpoint, data gone.
+    """
+    from .model import load_model
+
+    run = Path(run)
+    checkpoint = run / "checkpoint.keras"
+    if not run.is_dir():
+        raise SpeechgenError(f"{run}: no such run directory to resume")
+    if not checkpoint.exists():
+        raise SpeechgenError(
+            f"{checkpoint}: no checkpoint to resume from (the run never finished an epoch); "
+            "start it again with --force"
+        )
+    config = load_config([run / "config.yaml"], sets)
+    model = load_model(checkpoint, compile=True)
+    fixed = ("window", "hop", "units", "batch_size", "phones", "phone_embedding")
+    saved = model.train_config or {}
+    changed = [k for k in fixed if saved.get(k) != getattr(config, k)]
+    if changed:
+        raise SpeechgenError(
+            f"--set {changed[0]}: cannot change the model's {changed[0]} when resuming; start a new run"
+        )
+    rows = read_history(run / "history.csv")
+    done = saved.get("epochs_done", len(rows))
+    if len(rows) < done:
+        raise SpeechgenError(f"{run / 'history.csv'}: shorter than the checkpoint's {done} epochs; damaged run")
+    rows = rows[:done]  # rows written after the last checkpoint are redone
+    if len(rows) >= config.epochs:
+        raise SpeechgenError(
+            f"{run}: already ran {len(rows)} of {config.epochs} epochs; resume with --set epochs=N for more"
+        )
+    corpus = reopen_corpus(saved)
+    normaliser = Normaliser.from_dict(model.normaliser)
+    datasets = _datasets(corpus, normaliser, config, _phones_for(config, model=model))
+    model.train_config = {**saved, **config.to_dict()}
+    write_text(run / "config.yaml", dump_config(config))
+    log(f"resuming {run} at epoch {len(rows) + 1} of {config.epochs}")
+    return _fit(model, corpus, config, run, datasets, rows, verbose, log, callbacks)
+
+
+def read_history(path):
+    """The rows of a run's ``history.csv`` (epoch, loss, val_loss, seconds)."""
+    try:
+        with open(path, newline="") as f:
+            rows = [
+                {"epoch": int(r["epoch"]), "loss": float(r["loss"]),
+                 "val_loss": float(r["val_loss"]), "seconds": float(r["seconds"])}
+                for r in csv.DictReader(f)
+            ]
+    except FileNotFoundError:
+        raise SpeechgenError(f"{path}: missing; the run cannot be resumed") from None
+    except (KeyError, ValueError, TypeError):
+        raise SpeechgenError(f"{path}: not a speechgen history file") from None
+    if [r["epoch"] for r in rows] != list(range(1, len(rows) + 1)):
+        raise SpeechgenError(f"{path}: epochs are not 1, 2, 3, ...; the history is damaged")
+    return rows
+
+
+def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks):
+    """Fit from epoch ``len(rows)`` to ``config.epochs``; write history, models, summary."""
+    from .callbacks import ResetStates, RunRecorder, StopOnNaN
+    from .evaluate import evaluate_model
+    from .model import load_model
+    from .plots import plot_curves
+
+    (train_ds, train_plan), (valid_ds, valid_plan) = datasets
+    inventory = model.phones
     log(
         f"training on {corpus.source}: {corpus.seconds('train'):.1f} s train, "
         f"{corpus.seconds('valid'):.1f} s valid, {corpus.seconds('test'):.1f} s test at "
@@ -105,25 +203,23 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=()):
         f"({train_plan.coverage:.0%} of the training steps)"
         + (f"; {len(inventory)} phones ({config.phones})" if inventory else "")
     )
-    for note in corpus.notes:
-        log(f"note: {note}")
-    recorder, nan_guard = RunRecorder(out), StopOnNaN()
+    recorder, nan_guard = RunRecorder(out, rows=rows, patience=config.patience), StopOnNaN()
     callbacks = [ResetStates(train_plan.fresh, valid_plan.fresh), nan_guard, recorder, *callbacks]
-    if config.patience:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=config.patience, restore_best_weights=True
+    started, interrupted = time.perf_counter(), False
+    if len(rows) < config.epochs and not recorder.should_stop():
+        try:
+            model.fit(
+                train_ds,
+                validation_data=valid_ds,
+                initial_epoch=len(rows),
+                epochs=config.epochs,
+                shuffle=False,  # ordered batches: row i of batch k+1 continues row i of batch k
+                callbacks=callbacks,
+                verbose=verbose,
             )
-        )
-    started = time.perf_counter()
-    model.fit(
-        train_ds,
-        validation_data=valid_ds,
-        epochs=config.epochs,
-        shuffle=False,  # ordered batches: row i of batch k+1 continues row i of batch k
-        callbacks=callbacks,
-        verbose=verbose,
-    )
+        except KeyboardInterrupt:
+            # Every finished epoch is already checkpointed; the one in progress is lost.
+            interrupted = True
     total = time.perf_counter() - started
     rows = recorder.rows
     if rows:
@@ -135,25 +231,33 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=()):
         "epochs": len(rows),
         "best_epoch": recorder.best_epoch,
         "best_val_loss": recorder.best if recorder.best_epoch else None,
-        "seconds_total": total,
+        "seconds_total": sum(r["seconds"] for r in rows),
+        "seconds_this_session": total,
         "seconds_per_epoch": (sum(r["seconds"] for r in rows) / len(rows)) if rows else None,
-        "stopped": "nan" if nan_guard.batch else ("early" if len(rows) < config.epochs else "epochs"),
+        "stopped": (
+            "interrupted" if interrupted
+            else "nan" if nan_guard.batch
+            else "early" if len(rows) < config.epochs
+            else "epochs"
+        ),
         "splits_mse": None,
     }
-    if recorder.best_epoch:
+    if recorder.best_epoch and not interrupted:
         best = load_model(out / "model.keras")
         summary["splits_mse"] = evaluate_model(best, corpus)
     write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     if rows:
         log(
-            f"{len(rows)} epochs in {total:.1f} s ({summary['seconds_per_epoch']:.2f} s per epoch); "
+            f"{len(rows)} epochs, {summary['seconds_total']:.1f} s of training "
+            f"({summary['seconds_per_epoch']:.2f} s per epoch); "
             + (
                 f"best val_loss {recorder.best:.6g} at epoch {recorder.best_epoch}"
                 if recorder.best_epoch
                 else "no finite val_loss"
             )
         )
-    return RunResult(summary, nan_guard.batch is not None)
+    summary["epochs_checkpointed"] = (model.train_config or {}).get("epochs_done", 0)
+    return RunResult(summary, nan_guard.batch is not None, interrupted)
 
 
 def nan_message(result, out):
@@ -167,4 +271,15 @@ def nan_message(result, out):
     return (
         f"training stopped: the loss became NaN/infinite (diverged); {kept}. "
         "Lower learning_rate or clip gradients harder (--set clipnorm=0.5)."
+    )
+
+
+def interrupt_message(result, out):
+    """The one-line explanation of a run stopped by Ctrl-C."""
+    epochs = result.summary["epochs_checkpointed"]
+    if not epochs:
+        return f"interrupted before the first epoch finished; nothing to resume in {out}"
+    return (
+        f"interrupted: epochs 1-{epochs} are saved ({Path(out) / 'checkpoint.keras'}); "
+        f"continue with: speechgen train --resume {out}"
     )
