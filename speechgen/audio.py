@@ -74,9 +74,62 @@ class Audio:
             yield self.read(lo, min(lo + CHUNK, stop))
 
 
+def _riff_layout(path, size):
+    """Check the RIFF chunk structure up to the data chunk; raise a clear error if bad.
+
+    scipy reads what it can and silently drops a cut-short data chunk or a trailing
+    partial frame, and crashes with assorted exception types on broken headers; this
+    walk names the problem instead. RF64 (sizes in a ds64 chunk) is left to scipy.
+    """
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if head[:4] == b"RF64":
+            return
+        order = "<" if head[:4] == b"RIFF" else ">"
+        pos, fmt = 12, None
+        while True:
+            f.seek(pos)
+            header = f.read(8)
+            if len(header) < 8:
+                missing = "fmt" if fmt is None else "data"
+                raise SpeechgenError(f"{path}: corrupt WAV file: no {missing} chunk (cut short?)")
+            chunk, length = header[:4], struct.unpack(order + "I", header[4:])[0]
+            available = size - pos - 8
+            if chunk == b"fmt ":
+                if available < min(length, 16):
+                    raise SpeechgenError(f"{path}: corrupt or truncated WAV file: the header is cut short")
+                if length < 16:
+                    raise SpeechgenError(f"{path}: corrupt WAV file: fmt chunk too short ({length} bytes)")
+                tag, channels, rate, _, align, bits = struct.unpack(order + "HHIIHH", f.read(16))
+                for name, value in (("channels", channels), ("sample rate", rate),
+                                    ("bits per sample", bits), ("block align", align)):
+                    if value == 0:
+                        raise SpeechgenError(f"{path}: corrupt WAV header: {name} is 0")
+                fmt = (channels, bits, align)
+            elif chunk == b"data":
+                if fmt is None:
+                    raise SpeechgenError(f"{path}: corrupt WAV file: data chunk before the fmt chunk")
+                channels, bits, align = fmt
+                if length > available:
+                    raise SpeechgenError(
+                        f"{path}: WAV data truncated: the data chunk declares {length} bytes but the "
+                        f"file holds {available}; the file was cut short (re-export it, or "
+                        "`sox --ignore-length IN OUT` to keep what is there)"
+                    )
+                if length % align:
+                    raise SpeechgenError(
+                        f"{path}: corrupt WAV file: the data chunk holds {length} bytes, not a whole "
+                        f"number of {align}-byte frames ({bits}-bit, {channels} channel"
+                        f"{'s' if channels != 1 else ''}); the file is damaged, re-export it"
+                    )
+                return
+            pos += 8 + length + (length & 1)
+
+
 def _read_riff(path):
     from scipy.io import wavfile
 
+    _riff_layout(path, path.stat().st_size)
     with warnings.catch_warnings():
         # scipy warns about unknown chunks (LIST, cue ...); they are harmless.
         warnings.simplefilter("ignore", wavfile.WavFileWarning)
@@ -118,8 +171,16 @@ def read_audio(path):
     elif head[:4] in (b"RIFF", b"RIFX", b"RF64") and head[8:12] == b"WAVE":
         try:
             rate, raw = _read_riff(path)
-        except (ValueError, EOFError, OSError, IndexError, struct.error) as err:
-            raise SpeechgenError(f"{path}: corrupt or truncated WAV file ({err})") from None
+        except SpeechgenError:
+            raise
+        except PermissionError:
+            raise SpeechgenError(f"{path}: permission denied") from None
+        except Exception as err:  # noqa: BLE001
+            # scipy's parser meets broken headers with many exception types
+            # (ValueError, ZeroDivisionError, TypeError, UnboundLocalError ...): on a
+            # file that starts like a WAV, each means the file is corrupt.
+            detail = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
+            raise SpeechgenError(f"{path}: corrupt or truncated WAV file ({detail})") from None
     else:
         raise SpeechgenError(
             f"{path}: not a WAV or NIST SPHERE file (convert it to WAV, e.g. with sox)"
@@ -128,17 +189,32 @@ def read_audio(path):
         raise SpeechgenError(f"{path}: holds no samples")
     audio = Audio(path, rate, raw)
     if raw.dtype.kind == "f":
-        _check_finite(audio)
+        _check_float(audio)
     return audio
 
 
-def _check_finite(audio):
+def _check_float(audio):
+    """Refuse float samples that are NaN/Inf or outside [-1, 1], scanning in chunks.
+
+    Float WAV is full scale at +-1; louder values would be used as they are and break
+    the meaning of every level (normalisation, clipping on output), so they are an
+    error with the fix, not a silent rescale.
+    """
     for lo in range(0, len(audio), CHUNK):
-        block = np.asarray(audio.raw[lo : lo + CHUNK])
-        if not np.isfinite(block).all():
-            bad = lo + int(np.argmin(np.isfinite(block).reshape(len(block), -1).all(axis=1)))
+        block = np.asarray(audio.raw[lo : lo + CHUNK]).reshape(-1, audio.channels)
+        finite = np.isfinite(block).all(axis=1)
+        if not finite.all():
+            bad = lo + int(np.argmin(finite))
             raise SpeechgenError(
                 f"{audio.path}: float sample {bad} is NaN or infinite; clean the file first"
+            )
+        inside = (np.abs(block) <= 1.0).all(axis=1)
+        if not inside.all():
+            bad = lo + int(np.argmin(inside))
+            value = float(block[bad - lo][np.argmax(np.abs(block[bad - lo]))])
+            raise SpeechgenError(
+                f"{audio.path}: float sample {bad} is {value:.6g}, outside the float WAV range "
+                "[-1, 1]; rescale the file to [-1, 1] first (e.g. `sox IN -b 16 OUT norm`)"
             )
 
 

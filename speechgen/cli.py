@@ -16,6 +16,27 @@ from .errors import SpeechgenError, UsageError
 
 
 class _Group(click.Group):
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """Like click's, but a usage error is one line (``error: ...``), exit status 2."""
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            # Without standalone mode click returns ctx.exit()'s status (our commands
+            # return nothing else); pass it on as the process status.
+            sys.exit(code if isinstance(code, int) else 0)
+        except click.exceptions.Exit as done:
+            sys.exit(done.exit_code)
+        except click.UsageError as err:
+            where = f"{err.ctx.command_path}: " if err.ctx else ""
+            hint = f" (see {err.ctx.command_path} --help)" if err.ctx else ""
+            click.echo(f"error: {where}{err.format_message()}{hint}", err=True)
+            sys.exit(2)
+        except click.ClickException as err:
+            click.echo(f"error: {err.format_message()}", err=True)
+            sys.exit(err.exit_code)
+        except click.Abort:
+            click.echo("error: aborted", err=True)
+            sys.exit(1)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -104,7 +125,7 @@ def train(data, out, configs, sets, resume_run, force, quiet):
 @click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="WAV file to write.")
 @click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True, help="Seconds to generate.")
-@click.option("--prime", "prime_path", type=click.Path(path_type=Path), help="WAV to prime the state with (default: the test split of the training data).")
+@click.option("--prime", "prime_path", type=click.Path(path_type=Path), help="WAV to prime the state with (default: held-out audio of the training data, chosen by --seed).")
 @click.option("--prime-seconds", type=click.FloatRange(min=0, min_open=True), help="Seconds of priming audio (default: one training sequence).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Chooses where in the priming audio to start.")
 @click.option("--phones", "phones_path", type=click.Path(path_type=Path), help="Phone timeline (.PHN) to drive a phone-conditioned model; sets the length.")
@@ -153,7 +174,7 @@ def evaluate(model_path, data, as_json):
     corpus = reopen_corpus(model.train_config, data)
     if corpus.rate != model.sample_rate:
         raise SpeechgenError(
-            f"{data}: sample rate {corpus.rate} Hz, but the model works at {model.sample_rate} Hz; "
+            f"{data or corpus.source}: sample rate {corpus.rate} Hz, but the model works at {model.sample_rate} Hz; "
             "resample the data first"
         )
     results = evaluate_model(model, corpus)

@@ -179,6 +179,8 @@ def validate(config):
     for key in ("input_noise", "l2", "clipnorm", "patience", "phone_embedding", "max_batches", "seed"):
         if getattr(config, key) < 0:
             raise UsageError(f"config: {key} must not be negative, got {getattr(config, key)}")
+    if config.seed >= 2**32:
+        raise UsageError(f"config: seed must be below 2**32, got {config.seed}")
     if config.learning_rate <= 0:
         raise UsageError(f"config: learning_rate must be positive, got {config.learning_rate}")
     for key, choices in CHOICES.items():

@@ -53,6 +53,9 @@ class Generator:
         self._audio_kernel = kernel[: self.window]
         self._phone_tables = self._phone_tables_of(kernel[self.window :]) if self.context else None
         self._loops = {}
+        # Priming runs the Keras model once over the whole prime: compiled, since an
+        # eager call over thousands of steps is far slower.
+        self._teacher = tf.function(lambda inputs: self.model(inputs, training=False), reduce_retracing=True)
 
     def _phone_tables_of(self, rows):
         """One ``(n_phones, 4 * units)`` gate table per context position."""
@@ -146,7 +149,7 @@ class Generator:
         if self.context:
             ids = np.asarray(phones, np.int32).reshape(self.streams, -1, self.context)[:, -steps:]
             inputs = [frames, tf.constant(ids)]
-        first = self.model(inputs, training=False)[:, -1].numpy()
+        first = self._teacher(inputs)[:, -1].numpy()
         window = np.concatenate([used[:, used.shape[1] - self.window + self.hop :], first], axis=1)
         return window.astype(np.float32), first
 

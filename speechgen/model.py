@@ -12,6 +12,10 @@ from keras import layers
 from .conditioning import CONTEXTS
 from .errors import SpeechgenError
 
+# The version of the saved model layout (SpeechRNN's config). Bump it when a change
+# makes older speechgen versions misread new files; files without it are format 1.
+FORMAT_VERSION = 1
+
 
 @keras.saving.register_keras_serializable(package="speechgen")
 class PhoneEncoding(layers.Layer):
@@ -162,10 +166,15 @@ class SpeechRNN(keras.Model):
             "phones": self.phones,
             "phone_context": self.phone_context,
             "phone_embedding": self.phone_embedding,
+            "format": FORMAT_VERSION,
         }
 
     @classmethod
     def from_config(cls, config):
+        config = dict(config)
+        version = config.pop("format", 1)  # files saved before the key existed are format 1
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise SpeechgenError(_newer_message(version))
         return cls(**config)
 
     def reset_rnn_states(self):
@@ -237,12 +246,68 @@ def make_optimizer(config):
     return cls(**kwargs)
 
 
-def load_model(path):
+def _newer_message(version):
+    return (
+        f"made by a newer speechgen (model format {version!r}; this version reads format "
+        f"{FORMAT_VERSION} and older); upgrade speechgen to use it"
+    )
+
+
+def _holds_lambda(node):
+    """Whether a Keras config tree contains a ``Lambda`` layer (Python code)."""
+    if isinstance(node, dict):
+        if node.get("class_name") == "Lambda":
+            return True
+        return any(_holds_lambda(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_holds_lambda(v) for v in node)
+    return False
+
+
+def _inspect_archive(path):
+    """Refuse, from ``config.json`` alone, archives that are not speechgen models.
+
+    Nothing is deserialised, so a foreign model's layers never run.
+    """
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if "config.json" not in archive.namelist():
+                raise SpeechgenError(f"{path}: a zip archive but not a Keras model (no config.json inside)")
+            text = archive.read("config.json")
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, RuntimeError, ValueError) as err:
+        raise SpeechgenError(f"{path}: damaged .keras archive ({err}); save or copy the model again") from None
+    try:
+        config = json.loads(text)
+    except ValueError:
+        raise SpeechgenError(f"{path}: damaged .keras archive (config.json is not valid JSON)") from None
+    if not isinstance(config, dict):
+        raise SpeechgenError(f"{path}: damaged .keras archive (config.json is not a model config)")
+    if _holds_lambda(config):
+        raise SpeechgenError(
+            f"{path}: refused by Keras safe mode: the model holds a Lambda layer (arbitrary "
+            "Python code), which speechgen models never contain; load only models made by speechgen"
+        )
+    name = config.get("class_name")
+    if name != "SpeechRNN" or config.get("registered_name", "speechgen>SpeechRNN") != "speechgen>SpeechRNN":
+        raise SpeechgenError(f"{path}: is a Keras model but not a speechgen model ({name})")
+    inner = config.get("config")
+    version = inner.get("format", 1) if isinstance(inner, dict) else 1
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise SpeechgenError(f"{path}: {_newer_message(version)}")
+
+
+def load_model(path, compile=False):
     """Load a ``.keras`` file saved by speechgen, in Keras safe mode.
 
+    Args:
+        compile: also restore the optimizer and its state (checkpoints, for resuming).
+
     Raises:
-        SpeechgenError: missing file, not a Keras archive, not a speechgen model,
-        or refused by safe mode.
+        SpeechgenError: missing or unreadable file, not a Keras archive, not a
+        speechgen model, made by a newer speechgen, or refused by safe mode.
     """
     import zipfile
     from pathlib import Path
@@ -252,13 +317,36 @@ def load_model(path):
         raise SpeechgenError(f"{path}: no such model file")
     if path.is_dir():
         raise SpeechgenError(f"{path}: is a directory, expected a .keras model file")
-    if not zipfile.is_zipfile(path):
-        raise SpeechgenError(f"{path}: not a Keras model (.keras files are zip archives)")
     try:
-        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+        with open(path, "rb"):
+            pass
+    except PermissionError:
+        raise SpeechgenError(f"{path}: permission denied") from None
+    except OSError as err:
+        raise SpeechgenError(f"{path}: cannot be read ({err.strerror or err})") from None
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            zip_start = f.read(4) == b"PK\x03\x04"
+        if zip_start:  # a zip whose end (the directory) is missing: cut short
+            raise SpeechgenError(
+                f"{path}: damaged .keras archive (cut short: no zip directory at its end); "
+                "save or copy the model again"
+            )
+        raise SpeechgenError(f"{path}: not a Keras model (.keras files are zip archives)")
+    _inspect_archive(path)
+    try:
+        model = keras.saving.load_model(path, safe_mode=True, compile=compile)
+    except SpeechgenError as err:
+        raise SpeechgenError(f"{path}: {err}") from None
     except Exception as err:  # Keras raises many types for foreign or broken archives
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise SpeechgenError(f"{path}: cannot be loaded as a speechgen model ({first[:200]})") from None
+        text = " ".join(str(err).split())
+        if "safe_mode" in text or "arbitrary code" in text:
+            raise SpeechgenError(
+                f"{path}: refused by Keras safe mode (the model holds Python code); "
+                "load only models made by speechgen"
+            ) from None
+        first = text[:200] if text else type(err).__name__
+        raise SpeechgenError(f"{path}: cannot be loaded as a speechgen model ({first})") from None
     if not isinstance(model, SpeechRNN):
         raise SpeechgenError(
             f"{path}: is a Keras model but not a speechgen model ({type(model).__name__})"

@@ -87,14 +87,19 @@ def plan(lengths, window, hop, seq_len, batch_size, what="split", min_coverage=0
             f"(needs about {need}); give more audio or lower batch_size/seq_len"
         )
     all_steps = sum(max(0, (n - window) // hop) for n in lengths)
-    cap = share
+    best, cap = None, share
     while True:
         rows = _deal(chunks, cap, batch_size)
         n_batches = min(load for load, _, _ in rows)
         coverage = n_batches * batch_size * seq_len / all_steps
+        # Keep the longest streams among the best coverages: halving only pays if it
+        # covers more.
+        if best is None or coverage > best[0] + 1e-9:
+            best = (coverage, rows, n_batches)
         if coverage >= min_coverage or cap == 1:
             break
         cap = max(1, cap // 2)
+    coverage, rows, n_batches = best
     piece = np.zeros((n_batches, batch_size), np.int64)
     start = np.zeros((n_batches, batch_size), np.int64)
     fresh = np.zeros((n_batches, batch_size), bool)
@@ -143,8 +148,11 @@ def split_batches(corpus, split, normaliser, framing, batch_size, phones=None, m
     """
     pieces = corpus.splits[split]
     if not pieces:
-        raise SpeechgenError(f"the {split} split is empty; give more audio or change split")
-    schedule = plan([len(p) for p in pieces], *framing, batch_size, split)
+        raise SpeechgenError(f"{corpus.source}: the {split} split is empty; give more audio or change split")
+    try:
+        schedule = plan([len(p) for p in pieces], *framing, batch_size, split)
+    except SpeechgenError as err:
+        raise SpeechgenError(f"{corpus.source}: {err}") from None
     tracks, context = None, 1
     if phones is not None:
         from .conditioning import tracks_for

@@ -11,11 +11,12 @@ from .generate import Generator
 
 
 def _held_out_pieces(model):
+    """The test split's pieces (valid's if test is empty, train's if both are)."""
     corpus = reopen_corpus(model.train_config)
-    pieces = [p for s in ("test", "valid", "train") for p in corpus.splits[s]]
-    if not pieces:
-        raise SpeechgenError(f"{corpus.source}: no audio to prime with; give --prime")
-    return corpus, pieces
+    for split in ("test", "valid", "train"):
+        if corpus.splits[split]:
+            return corpus, corpus.splits[split]
+    raise SpeechgenError(f"{corpus.source}: no audio to prime with; give --prime")
 
 
 def choose_prime(model, prime_path, prime_seconds, seed):
@@ -62,8 +63,8 @@ def choose_prime(model, prime_path, prime_seconds, seed):
 def phone_plan(model, phones_path, prime_path, seed):
     """Priming audio, step phone ids and length for a phone-conditioned model.
 
-    With ``--phones``: the timeline gives the length; the prime is ``--prime`` (its
-    last ``window`` samples) or silence. Without: a held-out utterance (chosen by
+    With ``--phones``: the timeline gives the length; the prime is ``window`` samples
+    of ``--prime`` (at an offset chosen by ``seed``) or silence. Without: a held-out utterance (chosen by
     ``seed``) gives its first ``window`` samples and its own phone timeline.
     Returns ``(prime, ids, n_samples, source)``; ``n_samples`` counts the prime.
     """

@@ -101,11 +101,34 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=()):
     """
     # Validate everything that can fail before creating anything on disk.
     corpus = load_corpus(data, config.split, config.seed)
+    if config.phones != "none" and corpus.layout == "file":
+        raise SpeechgenError(
+            f"{corpus.source}: phone conditioning needs a corpus folder (.wav with .PHN beside "
+            "each); train a single file with --set phones=none"
+        )
     normaliser = Normaliser.fit(config.normalisation, corpus.splits["train"])
     phones = _phones_for(config, corpus)
     datasets = _datasets(corpus, normaliser, config, phones)
+    fresh = not Path(out).exists()
     out = prepare_run_dir(out, force)
+    try:
+        return _start(corpus, normaliser, phones, datasets, config, out, verbose, log, callbacks)
+    except BaseException:
+        # A run folder this call created and that holds no finished epoch is removed:
+        # no partial output. A run with a checkpoint stays, to be resumed.
+        if fresh and not (out / "checkpoint.keras").exists():
+            for name in (*RUN_FILES, "history.csv"):
+                (out / name).unlink(missing_ok=True)
+            for tmp in out.glob(".*.tmp-*"):
+                tmp.unlink(missing_ok=True)
+            try:
+                out.rmdir()
+            except OSError:
+                pass
+        raise
 
+
+def _start(corpus, normaliser, phones, datasets, config, out, verbose, log, callbacks):
     from .model import build_model, make_optimizer
 
     splits = {"layout": corpus.layout, **corpus.split_names()} if corpus.layout != "file" else None
@@ -200,7 +223,7 @@ def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks):
         f"{corpus.seconds('valid'):.1f} s valid, {corpus.seconds('test'):.1f} s test at "
         f"{corpus.rate} Hz; {model.count_params():,} parameters; "
         f"{len(train_ds)} batches of {config.batch_size} streams x {config.seq_len} steps per epoch "
-        f"({train_plan.coverage:.0%} of the training steps)"
+        f"({train_plan.coverage * len(train_ds) / train_plan.n_batches:.0%} of the training steps)"
         + (f"; {len(inventory)} phones ({config.phones})" if inventory else "")
     )
     recorder, nan_guard = RunRecorder(out, rows=rows, patience=config.patience), StopOnNaN()

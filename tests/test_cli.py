@@ -126,3 +126,42 @@ def test_negative_seed_is_a_usage_error(tmp_path):
     result = run("train", data, "--out", tmp_path / "run", "--set", "seed=-1")
     one_line_error(result, 2, "seed must not be negative")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["train", "--bogus"], "No such option"),
+        (["sample"], "Missing argument"),
+        (["nosuchverb"], "No such command"),
+        (["sample", "m.keras", "--out", "x.wav", "--seconds", "-1"], "--seconds"),
+    ],
+)
+def test_click_usage_errors_are_one_line_exit_2(args, words):
+    result = run(*args)
+    one_line_error(result, 2, words, "--help")
+
+
+def test_help_and_version_exit_0():
+    assert run("--help").exit_code == 0 and run("--version").exit_code == 0
+
+
+def test_failed_start_leaves_no_run_folder(tmp_path, monkeypatch):
+    data = write_pcm16(tmp_path / "c.wav", 4000, chord(4000, 30))
+    import keras
+
+    def no_space(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(keras.Model, "save", no_space)
+    result = run("train", data, "--out", tmp_path / "run", "--quiet", *sets(epochs=1))
+    assert result.exit_code == 1 and "No space left" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_reconstruct_out_dir_below_a_file(trained, tmp_path):
+    tmp, data, _ = trained
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    result = run("reconstruct", tmp / "run" / "model.keras", data, "--out-dir", blocker / "rec")
+    one_line_error(result, 1, "cannot create the folder")

@@ -79,3 +79,10 @@ def test_one_row_per_batch_covers_every_whole_chunk():
 def test_split_too_short_names_the_split_and_what_to_change():
     with pytest.raises(SpeechgenError, match="valid split has 100 samples.*lower batch_size"):
         plan([100], 10, 10, seq_len=5, batch_size=4, what="valid")
+
+
+def test_streams_are_not_cut_when_cutting_does_not_help():
+    # 60 s at 8 kHz, window = hop = 200, seq_len 20, 8 rows: the first plan covers 92%;
+    # shorter streams cover no more, so the plan keeps one stream per row.
+    schedule = plan([int(0.8 * 60 * 8000)], 200, 200, seq_len=20, batch_size=8)
+    assert schedule.fresh[0].all() and not schedule.fresh[1:].any()
