@@ -155,7 +155,8 @@ def sample(model_path, out, seconds, prime_path, prime_seconds, seed, phones_pat
     click.echo(
         f"wrote {info['seconds']:.2f} s to {out} ({info['rate']} Hz) primed with "
         f"{info['prime_seconds']:.3f} s of {info['prime_source']}; "
-        f"generation ran at {info['real_time_factor']:.2f}x real time"
+        f"generation ran at {info['real_time_factor'] * info['rate']:,.0f} samples/s, "
+        f"{info['real_time_factor']:.2f}x real time"
     )
 
 

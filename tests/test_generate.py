@@ -52,20 +52,20 @@ def test_compiled_generation_equals_keras_step_by_step(window, hop):
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("context, embedding", [(1, 0), (3, 5)])
-def test_phone_conditioned_generation_of_n_streams_equals_keras(context, embedding):
+@pytest.mark.parametrize("hop, context, embedding", [(1, 1, 0), (1, 3, 5), (16, 1, 0)])
+def test_phone_conditioned_generation_of_n_streams_equals_keras(hop, context, embedding):
     phones = ["aa", "h#", "iy", "s"]
-    model = model_for(16, 1, phones=phones, phone_context=context, phone_embedding=embedding)
+    model = model_for(16, hop, phones=phones, phone_context=context, phone_embedding=embedding)
     rng = np.random.default_rng(4)
     prime = rng.normal(scale=0.3, size=(3, 40)).astype("float32")
     n_steps = 30
-    ids = rng.integers(0, len(phones), size=(3, prime_steps(40, 16, 1) + n_steps, context)).astype("int32")
+    ids = rng.integers(0, len(phones), size=(3, prime_steps(40, 16, hop) + n_steps, context)).astype("int32")
     expected = reference(model, prime, n_steps, ids)
-    got = Generator(model, streams=3).generate(prime, n_steps, phones=ids)
-    assert got.shape == (3, n_steps)
+    got = Generator(model, streams=3).generate(prime, n_steps * hop, phones=ids)
+    assert got.shape == (3, n_steps * hop)
     np.testing.assert_allclose(got, expected, atol=1e-5)
     # The phones matter: other phones, other audio.
-    other = Generator(model, streams=3).generate(prime, n_steps, phones=(ids + 1) % len(phones))
+    other = Generator(model, streams=3).generate(prime, n_steps * hop, phones=(ids + 1) % len(phones))
     assert not np.allclose(other, got, atol=1e-3)
 
 
