@@ -51,6 +51,7 @@ class Config:
     epochs: int = 100
     patience: int = 10  # early stopping on val_loss
     max_batches: int = 0  # cap batches per epoch (0: the whole split)
+    mixed_precision: str = "none"  # none | mixed_float16 (GPU) | mixed_bfloat16 (CPUs with bf16)
     seed: int = 0
 
     def to_dict(self):
@@ -64,6 +65,7 @@ CHOICES = {
     "optimizer": ("adam", "sgd", "rmsprop", "adamw"),
     "phones": ("none", "current", "context"),
     "phone_folding": ("none", "timit39"),
+    "mixed_precision": ("none", "mixed_float16", "mixed_bfloat16"),
 }
 
 

@@ -81,6 +81,9 @@ class SpeechRNN(keras.Model):
             None.
         phone_context: phone ids per step, 1 (current) or 3 (previous, current, next).
         phone_embedding: 0 for one-hot phones, else the learned embedding size.
+        mixed_precision: ``none``, ``mixed_float16`` or ``mixed_bfloat16``: the hidden
+            layers compute in 16 bits with float32 weights; the output layer stays
+            float32 so the loss and the generated samples keep full precision.
 
     Shapes:
         inputs ``frames (batch_size, steps, window)`` float32 (and, phone-conditioned,
@@ -105,22 +108,26 @@ class SpeechRNN(keras.Model):
         phones=None,
         phone_context=1,
         phone_embedding=0,
+        mixed_precision="none",
         **kwargs,
     ):
         regulariser = keras.regularizers.L2(l2) if l2 else None
+        # A per-layer policy, not keras.mixed_precision.set_global_policy: loading or
+        # building one model must not change how any other model is built.
+        hidden = None if mixed_precision == "none" else keras.DTypePolicy(mixed_precision)
         frames = keras.Input(batch_shape=(batch_size, None, window), name="frames")
         x = frames
         if input_noise:
-            x = layers.GaussianNoise(input_noise, name="input_noise")(x)
+            x = layers.GaussianNoise(input_noise, name="input_noise", dtype=hidden)(x)
         inputs = frames
         if phones:
             ids = keras.Input(batch_shape=(batch_size, None, phone_context), dtype="int32", name="phones")
-            encoded = PhoneEncoding(len(phones), phone_embedding, name="phone_encoding")(ids)
-            x = layers.Concatenate(name="frames_and_phones")([x, encoded])
+            encoded = PhoneEncoding(len(phones), phone_embedding, name="phone_encoding", dtype=hidden)(ids)
+            x = layers.Concatenate(name="frames_and_phones", dtype=hidden)([x, encoded])
             inputs = [frames, ids]
         for i, size in enumerate(units):
             if i and dropout:
-                x = layers.Dropout(dropout, name=f"dropout_{i}")(x)
+                x = layers.Dropout(dropout, name=f"dropout_{i}", dtype=hidden)(x)
             # Default activations and recurrent_dropout=0 keep the cuDNN kernel on GPU.
             x = layers.LSTM(
                 size,
@@ -128,9 +135,11 @@ class SpeechRNN(keras.Model):
                 stateful=True,
                 kernel_regularizer=regulariser,
                 name=f"lstm_{i}",
+                dtype=hidden,
             )(x)
         outputs = layers.Dense(
-            hop, activation=output_activation, kernel_regularizer=regulariser, name="next_samples"
+            hop, activation=output_activation, kernel_regularizer=regulariser, name="next_samples",
+            dtype="float32",
         )(x)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.window = window
@@ -147,6 +156,7 @@ class SpeechRNN(keras.Model):
         self.phones = list(phones) if phones else None
         self.phone_context = phone_context
         self.phone_embedding = phone_embedding
+        self.mixed_precision = mixed_precision
 
     def get_config(self):
         return {
@@ -166,6 +176,7 @@ class SpeechRNN(keras.Model):
             "phones": self.phones,
             "phone_context": self.phone_context,
             "phone_embedding": self.phone_embedding,
+            "mixed_precision": self.mixed_precision,
             "format": FORMAT_VERSION,
         }
 
@@ -229,6 +240,7 @@ def build_model(config, sample_rate, normaliser, data, batch_size=None, phones=N
         phones=phones if config.phones != "none" else None,
         phone_context=CONTEXTS.get(config.phones, 1),
         phone_embedding=config.phone_embedding,
+        mixed_precision=config.mixed_precision,
     )
 
 
@@ -243,7 +255,11 @@ def make_optimizer(config):
         "sgd": keras.optimizers.SGD,
         "rmsprop": keras.optimizers.RMSprop,
     }[config.optimizer]
-    return cls(**kwargs)
+    optimizer = cls(**kwargs)
+    if config.mixed_precision == "mixed_float16":
+        # float16 gradients underflow without loss scaling (bfloat16 has float32's range).
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
 
 
 def _newer_message(version):

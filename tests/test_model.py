@@ -61,3 +61,18 @@ def test_frame16k_preset_has_the_write_ups_parameter_count():
     assert model.count_params() == 55_223_200
     assert [l.units for l in model.layers if isinstance(l, keras.layers.LSTM)] == [600] * 3
     assert all(l.stateful for l in model.layers if isinstance(l, keras.layers.LSTM))
+
+
+def test_mixed_bfloat16_computes_in_16_bits_with_a_float32_output(tmp_path):
+    model = tiny(mixed_precision="mixed_bfloat16")
+    lstm = model.get_layer("lstm_0")
+    assert lstm.compute_dtype == "bfloat16" and lstm.cell.kernel.dtype == "float32"
+    x = np.random.default_rng(5).normal(size=(2, 4, 6)).astype("float32")
+    y = model(x)
+    assert str(y.dtype) in ("float32", "<dtype: 'float32'>")
+    reference = tiny()  # same seed and initial weights, float32 throughout
+    reference.set_weights(model.get_weights())
+    # bfloat16 keeps 8 bits of mantissa: agree to a few parts in a hundred.
+    np.testing.assert_allclose(y.numpy(), reference(x).numpy(), atol=3e-2)
+    model.save(tmp_path / "m.keras")
+    assert load_model(tmp_path / "m.keras").get_layer("lstm_0").compute_dtype == "bfloat16"

@@ -124,3 +124,13 @@ def test_divergence_stops_on_nan_and_keeps_the_best_model(tmp_path, chord_wav):
 
     message = nan_message(result, run)
     assert f"epoch {result.summary['best_epoch']}" in message and "learning_rate" in message
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_trains_and_its_model_generates(tmp_path, chord_wav, policy):
+    config = load_config([], tiny_sets(epochs=2, mixed_precision=policy))
+    result = train(chord_wav, tmp_path / "run", config, verbose=0, log=quiet)
+    test = result.summary["splits_mse"]["test"]
+    assert np.isfinite(test["model"]) and test["model"] < test["zero"]
+    info = sample_to_wav(tmp_path / "run" / "model.keras", tmp_path / "g.wav", seconds=0.5)
+    assert info["seconds"] == pytest.approx(0.5)
