@@ -117,12 +117,19 @@ class RunRecorder(keras.callbacks.Callback):
             "loss": float(logs.get("loss", math.nan)),
             "val_loss": float(logs.get("val_loss", math.nan)),
             "seconds": seconds,
+            # The drift schedules' values this epoch (speechgen.schedules).
+            "sampling_p": float(logs.get("sampling_p", 0.0)),
+            "input_noise": float(logs.get("input_noise", 0.0)),
         }
         self.rows.append(row)
         self.write_history()
         value = row.get(self.monitor, math.nan)
         if math.isfinite(value) and value < self.best:
             self.best, self.best_epoch = value, epoch + 1
+            # Sampling with --temperature scales its noise by the validation RMSE.
+            if math.isfinite(row["val_loss"]):
+                config = self.model.train_config or {}
+                self.model.train_config = {**config, "val_rmse": math.sqrt(row["val_loss"])}
             self.save(self.run_dir / "model.keras", include_optimizer=False)
         if math.isfinite(row["loss"]):
             # The checkpoint is the commit point of an epoch: it records how many epochs
@@ -145,6 +152,10 @@ class RunRecorder(keras.callbacks.Callback):
                 copy.save(tmp)
 
     def write_history(self):
-        lines = ["epoch,loss,val_loss,seconds"]
-        lines += [f"{r['epoch']},{r['loss']:.8g},{r['val_loss']:.8g},{r['seconds']:.3f}" for r in self.rows]
+        lines = ["epoch,loss,val_loss,seconds,sampling_p,input_noise"]
+        lines += [
+            f"{r['epoch']},{r['loss']:.8g},{r['val_loss']:.8g},{r['seconds']:.3f},"
+            f"{r.get('sampling_p', 0.0):.6g},{r.get('input_noise', 0.0):.6g}"
+            for r in self.rows
+        ]
         write_text(self.run_dir / "history.csv", "\n".join(lines) + "\n")

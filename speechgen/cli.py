@@ -129,8 +129,10 @@ def train(data, out, configs, sets, resume_run, force, quiet):
 @click.option("--prime-seconds", type=click.FloatRange(min=0, min_open=True), help="Seconds of priming audio (default: one training sequence).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Chooses where in the priming audio to start.")
 @click.option("--phones", "phones_path", type=click.Path(path_type=Path), help="Phone timeline (.PHN) to drive a phone-conditioned model; sets the length.")
+@click.option("--temperature", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Add noise of temperature x the validation RMSE to each prediction (stochastic free-running).")
+@click.option("--noise-seed", type=int, default=0, show_default=True, help="Seeds the --temperature noise.")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
-def sample(model_path, out, seconds, prime_path, prime_seconds, seed, phones_path, force):
+def sample(model_path, out, seconds, prime_path, prime_seconds, seed, phones_path, temperature, noise_seed, force):
     """Generate audio free-running from MODEL after priming it with real audio.
 
     A phone-conditioned model follows a phone timeline: --phones, or by default the
@@ -151,7 +153,9 @@ def sample(model_path, out, seconds, prime_path, prime_seconds, seed, phones_pat
             if done == total:
                 click.echo("", err=True)
 
-    info = sample_to_wav(model_path, out, seconds, prime_path, prime_seconds, seed, progress, phones_path)
+    info = sample_to_wav(
+        model_path, out, seconds, prime_path, prime_seconds, seed, progress, phones_path, temperature, noise_seed
+    )
     click.echo(
         f"wrote {info['seconds']:.2f} s to {out} ({info['rate']} Hz) primed with "
         f"{info['prime_seconds']:.3f} s of {info['prime_source']}; "
@@ -164,8 +168,19 @@ def sample(model_path, out, seconds, prime_path, prime_seconds, seed, phones_pat
 @click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
 @click.argument("data", required=False, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def evaluate(model_path, data, as_json):
-    """Per-split teacher-forced MSE of MODEL on DATA (default: its training data), with baselines."""
+@click.option("--free-running", is_flag=True, help="Measure drift instead: generate from held-out primes and score it.")
+@click.option("--seconds", type=click.FloatRange(min=3), default=60.0, show_default=True, help="With --free-running: seconds to generate per prime.")
+@click.option("--primes", type=click.IntRange(min=1), default=4, show_default=True, help="With --free-running: how many primes (parallel streams).")
+@click.option("--temperature", type=click.FloatRange(min=0), default=0.0, show_default=True, help="With --free-running: noise of temperature x validation RMSE on each prediction.")
+@click.option("--seed", type=int, default=0, show_default=True, help="With --free-running: picks the primes and seeds the noise.")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="With --free-running: write the RMS/flatness plot here.")
+def evaluate(model_path, data, as_json, free_running, seconds, primes, temperature, seed, plot_path):
+    """Per-split teacher-forced MSE of MODEL on DATA (default: its training data), with baselines.
+
+    With --free-running: generate from held-out primes and report the free-running MSE
+    at three horizons and the stable seconds (until per-second RMS or spectral flatness
+    leave the training audio's 1st-99th percentile range for 3 s in a row).
+    """
     _quiet_tensorflow()
     from .evaluate import evaluate_model, format_table
     from .model import load_model
@@ -178,6 +193,14 @@ def evaluate(model_path, data, as_json):
             f"{data or corpus.source}: sample rate {corpus.rate} Hz, but the model works at {model.sample_rate} Hz; "
             "resample the data first"
         )
+    if free_running:
+        from .drift import format_report, free_running_report, plot_drift
+
+        report = free_running_report(model, corpus, seconds, primes, temperature, seed)
+        if plot_path:
+            plot_drift(report, plot_path)
+        click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+        return
     results = evaluate_model(model, corpus)
     if as_json:
         click.echo(json.dumps({"model": str(model_path), "data": corpus.source, "splits": results}, indent=2))

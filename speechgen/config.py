@@ -41,9 +41,15 @@ class Config:
     # Model.
     units: list = field(default_factory=lambda: [600, 600, 600])  # one LSTM per entry
     dropout: float = 0.0  # between LSTM layers
-    input_noise: float = 0.0  # GaussianNoise sigma on the input, normalised units
+    input_noise: float = 0.0  # Gaussian noise sigma on the input, normalised units
+    input_noise_end: float = -1.0  # sigma reached after schedule_epochs (-1: constant)
+    input_dropout: float = 0.0  # dropout on the input samples
     output_activation: str = "tanh"
     l2: float = 0.0  # L2 penalty on LSTM and Dense kernels
+    # Against input drift (docs/drift.md): scheduled sampling, Bengio et al. 2015.
+    scheduled_sampling: float = 0.0  # final probability of feeding the model its own prediction
+    sampling_schedule: str = "linear"  # linear | inverse_sigmoid
+    schedule_epochs: int = 10  # epochs for the schedules to reach their final values
     # Optimisation.
     optimizer: str = "adam"
     learning_rate: float = 1e-3
@@ -66,6 +72,7 @@ CHOICES = {
     "phones": ("none", "current", "context"),
     "phone_folding": ("none", "timit39"),
     "mixed_precision": ("none", "mixed_float16", "mixed_bfloat16"),
+    "sampling_schedule": ("linear", "inverse_sigmoid"),
 }
 
 
@@ -175,12 +182,18 @@ def validate(config):
         )
     if min(config.split[:2]) <= 0:
         raise UsageError(f"config: split needs non-empty train and valid parts, got {config.split}")
-    for key in ("dropout",):
+    for key in ("dropout", "input_dropout"):
         if not 0 <= getattr(config, key) < 1:
             raise UsageError(f"config: {key} must be in [0, 1), got {getattr(config, key)}")
     for key in ("input_noise", "l2", "clipnorm", "patience", "phone_embedding", "max_batches", "seed"):
         if getattr(config, key) < 0:
             raise UsageError(f"config: {key} must not be negative, got {getattr(config, key)}")
+    if not 0 <= config.scheduled_sampling <= 1:
+        raise UsageError(f"config: scheduled_sampling must be in [0, 1], got {config.scheduled_sampling}")
+    if config.schedule_epochs < 1:
+        raise UsageError(f"config: schedule_epochs must be positive, got {config.schedule_epochs}")
+    if config.input_noise_end < 0 and config.input_noise_end != -1:
+        raise UsageError(f"config: input_noise_end must be -1 (constant) or >= 0, got {config.input_noise_end}")
     if config.seed >= 2**32:
         raise UsageError(f"config: seed must be below 2**32, got {config.seed}")
     if config.learning_rate <= 0:

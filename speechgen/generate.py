@@ -32,15 +32,19 @@ class Generator:
     Args:
         model: a trained :class:`speechgen.model.SpeechRNN` (any batch size).
         streams: how many streams to generate at once (N).
+        noise: std of Gaussian noise added to every prediction before it is fed back
+            (normalised units; ``--temperature`` x the validation RMSE), 0 for none.
+        seed: seeds that noise (the same seed gives the same audio).
     """
 
-    def __init__(self, model, streams=1):
+    def __init__(self, model, streams=1, noise=0.0, seed=0):
         import keras
         import tensorflow as tf
 
         self.model = model.with_batch_size(streams) if model.batch_size != streams else model
         self.streams, self.window, self.hop = streams, model.window, model.hop
         self.context = model.phone_context if model.phones else 0
+        self.noise, self.seed = float(noise), int(seed)
         lstms = [l for l in self.model.layers if isinstance(l, keras.layers.LSTM)]
         self._lstms = lstms
         dense = self.model.get_layer("next_samples")
@@ -107,13 +111,18 @@ class Generator:
             return self._loops[n_steps]
         import tensorflow as tf
 
-        hop, with_ids = self.hop, bool(self.context)
+        hop, with_ids, noise = self.hop, bool(self.context), self.noise
 
-        def run(window, states, ids):
+        def run(window, states, ids, chunk):
             outputs = tf.TensorArray(tf.float32, size=n_steps)
 
             def body(i, window, states, outputs):
                 y, states = self._step(window, states, ids[i] if with_ids else None)
+                if noise:
+                    # Stateless: step k of the run always gets the same draw for a seed.
+                    step = chunk * n_steps + tf.cast(i, tf.int64)
+                    seed = tf.stack([tf.constant(self.seed, tf.int64), step])
+                    y += noise * tf.random.stateless_normal(tf.shape(y), seed)
                 return i + 1, tf.concat([window[:, hop:], y], axis=1), states, outputs.write(i, y)
 
             _, window, states, outputs = tf.while_loop(
@@ -183,7 +192,9 @@ class Generator:
         window = tf.constant(window, tf.float32)
         pieces, started = [], time.perf_counter()
         for k in range(n_chunks):
-            window, states, out = loop(window, states, tf.constant(ids[k * chunk : (k + 1) * chunk]))
+            window, states, out = loop(
+                window, states, tf.constant(ids[k * chunk : (k + 1) * chunk]), tf.constant(k, tf.int64)
+            )
             pieces.append(out.numpy())
             if progress:
                 progress(min(n_steps, (k + 1) * chunk), n_steps, time.perf_counter() - started)

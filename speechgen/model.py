@@ -56,6 +56,39 @@ class PhoneEncoding(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="speechgen")
+class ScheduledNoise(layers.Layer):
+    """Gaussian noise on the input while training, with a sigma that a schedule can
+    change between epochs (a variable, so compiled training functions see it).
+
+    Args:
+        stddev: the initial sigma (normalised units).
+        seed: seeds the noise.
+    """
+
+    def __init__(self, stddev, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.stddev = float(stddev)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape):
+        # Not a weight (see SpeechRNN.sampling_p): the schedule sets it each epoch.
+        object.__setattr__(self, "sigma", keras.Variable(self.stddev, trainable=False, name="sigma"))
+
+    def call(self, x, training=False):
+        if not training:
+            return x
+        noise = keras.random.normal(keras.ops.shape(x), seed=self.seed_generator, dtype=x.dtype)
+        return x + keras.ops.cast(self.sigma, x.dtype) * noise
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "stddev": self.stddev, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="speechgen")
 class SpeechRNN(keras.Model):
     """GaussianNoise -> N x LSTM(stateful) with Dropout between -> Dense(hop).
 
@@ -71,7 +104,8 @@ class SpeechRNN(keras.Model):
         batch_size: fixed batch size (stateful layers need it): training streams, or
             1 / N for generation.
         dropout: dropout rate between LSTM layers.
-        input_noise: std of the Gaussian noise added to inputs while training.
+        input_noise: std of the Gaussian noise added to inputs while training (its
+            schedule changes it per epoch).
         output_activation: ``tanh``, ``linear`` or ``relu``.
         l2: L2 penalty on the LSTM and Dense kernels.
         sample_rate: Hz, for writing generated audio.
@@ -81,6 +115,9 @@ class SpeechRNN(keras.Model):
             None.
         phone_context: phone ids per step, 1 (current) or 3 (previous, current, next).
         phone_embedding: 0 for one-hot phones, else the learned embedding size.
+        input_dropout: dropout rate on the input samples while training.
+        scheduled_sampling: True to train with scheduled sampling (the probability is
+            set per epoch by :class:`speechgen.schedules.DriftSchedules`).
         mixed_precision: ``none``, ``mixed_float16`` or ``mixed_bfloat16``: the hidden
             layers compute in 16 bits with float32 weights; the output layer stays
             float32 so the loss and the generated samples keep full precision.
@@ -109,6 +146,8 @@ class SpeechRNN(keras.Model):
         phone_context=1,
         phone_embedding=0,
         mixed_precision="none",
+        input_dropout=0.0,
+        scheduled_sampling=False,
         **kwargs,
     ):
         regulariser = keras.regularizers.L2(l2) if l2 else None
@@ -118,7 +157,9 @@ class SpeechRNN(keras.Model):
         frames = keras.Input(batch_shape=(batch_size, None, window), name="frames")
         x = frames
         if input_noise:
-            x = layers.GaussianNoise(input_noise, name="input_noise", dtype=hidden)(x)
+            x = ScheduledNoise(input_noise, name="input_noise", dtype=hidden)(x)
+        if input_dropout:
+            x = layers.Dropout(input_dropout, name="input_dropout", dtype=hidden)(x)
         inputs = frames
         if phones:
             ids = keras.Input(batch_shape=(batch_size, None, phone_context), dtype="int32", name="phones")
@@ -157,6 +198,60 @@ class SpeechRNN(keras.Model):
         self.phone_context = phone_context
         self.phone_embedding = phone_embedding
         self.mixed_precision = mixed_precision
+        self.input_dropout = input_dropout
+        self.scheduled_sampling = bool(scheduled_sampling)
+        # The scheduled-sampling probability: a variable so the compiled training step
+        # reads the current value. Kept out of Keras' tracking on purpose: it is
+        # schedule state, not a parameter (count_params stays the write-up's), and
+        # the schedule sets it again at every epoch start, resumed runs included.
+        object.__setattr__(self, "sampling_p", keras.Variable(0.0, trainable=False, name="sampling_p"))
+        object.__setattr__(self, "_sampling_seed", keras.random.SeedGenerator(1234))
+
+    def set_schedules(self, sampling_p=None, input_noise=None):
+        """Set the scheduled-sampling probability and the input-noise sigma."""
+        if sampling_p is not None:
+            self.sampling_p.assign(sampling_p)
+        if input_noise is not None and "input_noise" in [l.name for l in self.layers]:
+            self.get_layer("input_noise").sigma.assign(input_noise)
+
+    def _rnn_state_variables(self):
+        return [v for l in self.layers if isinstance(l, layers.RNN) and l.states is not None for v in l.states]
+
+    def mix_with_own_predictions(self, x, probability):
+        """Inputs for scheduled sampling (two-pass, parallel form).
+
+        Pass 1 predicts every step teacher-forced, without gradient and without moving
+        the LSTM state (it is saved and restored). Then the input of step ``t >= 1``
+        has its newest ``hop`` samples (for frame-level models: the whole frame)
+        replaced by the pass-1 prediction of step ``t - 1`` with ``probability``. The
+        first step of a chunk keeps its true input (no prediction precedes it here).
+
+        Args:
+            x: frames ``(B, T, window)`` or ``[frames, phones]``.
+            probability: scalar in [0, 1].
+        Returns:
+            ``x`` with mixed frames.
+        """
+        ops = keras.ops
+        frames = x[0] if isinstance(x, (list, tuple)) else x
+        saved = [ops.copy(v.value) for v in self._rnn_state_variables()]
+        predictions = ops.stop_gradient(ops.cast(self(x, training=False), frames.dtype))
+        for v, value in zip(self._rnn_state_variables(), saved):
+            v.assign(value)
+        hop, window = self.hop, self.window
+        replaced = ops.concatenate([frames[:, 1:, : window - hop], predictions[:, :-1]], axis=-1)
+        shape = ops.shape(frames)
+        draw = keras.random.uniform((shape[0], shape[1] - 1, 1), seed=self._sampling_seed)
+        rest = ops.where(draw < ops.cast(probability, draw.dtype), replaced, frames[:, 1:])
+        mixed = ops.concatenate([frames[:, :1], rest], axis=1)
+        return [mixed, x[1]] if isinstance(x, (list, tuple)) else mixed
+
+    def train_step(self, data):
+        # Scheduled sampling swaps the inputs, then trains exactly as Keras does.
+        if self.scheduled_sampling:
+            x, y = data[0], data[1]
+            data = (self.mix_with_own_predictions(x, self.sampling_p), y, *data[2:])
+        return super().train_step(data)
 
     def get_config(self):
         return {
@@ -177,6 +272,8 @@ class SpeechRNN(keras.Model):
             "phone_context": self.phone_context,
             "phone_embedding": self.phone_embedding,
             "mixed_precision": self.mixed_precision,
+            "input_dropout": self.input_dropout,
+            "scheduled_sampling": self.scheduled_sampling,
             "format": FORMAT_VERSION,
         }
 
@@ -241,6 +338,8 @@ def build_model(config, sample_rate, normaliser, data, batch_size=None, phones=N
         phone_context=CONTEXTS.get(config.phones, 1),
         phone_embedding=config.phone_embedding,
         mixed_precision=config.mixed_precision,
+        input_dropout=config.input_dropout,
+        scheduled_sampling=config.scheduled_sampling > 0,
     )
 
 

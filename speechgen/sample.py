@@ -93,7 +93,8 @@ def phone_plan(model, phones_path, prime_path, seed):
 
 
 def sample_to_wav(
-    model_path, out, seconds, prime_path=None, prime_seconds=None, seed=0, progress=None, phones_path=None
+    model_path, out, seconds, prime_path=None, prime_seconds=None, seed=0, progress=None, phones_path=None,
+    temperature=0.0, noise_seed=0,
 ):
     """Generate audio from the model at ``model_path`` into ``out``.
 
@@ -103,16 +104,20 @@ def sample_to_wav(
 
     Args:
         progress: called as ``progress(done_steps, total_steps, elapsed_s, real_time_factor)``.
+        temperature: noise of ``temperature`` x the validation RMSE added to every
+            prediction before it is fed back (0: deterministic).
+        noise_seed: seeds that noise.
     Returns:
         dict with rate, seconds, prime_seconds, prime_source, real_time_factor.
     """
+    from .drift import noise_scale
     from .model import load_model
 
     model = load_model(model_path)
     rate = model.sample_rate
     if phones_path is not None and not model.phones:
         raise SpeechgenError(f"{phones_path}: the model is not phone-conditioned; drop --phones")
-    generator = Generator(model)
+    generator = Generator(model, noise=noise_scale(model, temperature), seed=noise_seed)
 
     def report(done, total, elapsed):
         if progress:

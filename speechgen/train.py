@@ -197,7 +197,9 @@ def read_history(path):
         with open(path, newline="") as f:
             rows = [
                 {"epoch": int(r["epoch"]), "loss": float(r["loss"]),
-                 "val_loss": float(r["val_loss"]), "seconds": float(r["seconds"])}
+                 "val_loss": float(r["val_loss"]), "seconds": float(r["seconds"]),
+                 "sampling_p": float(r.get("sampling_p") or 0.0),
+                 "input_noise": float(r.get("input_noise") or 0.0)}
                 for r in csv.DictReader(f)
             ]
     except FileNotFoundError:
@@ -212,6 +214,7 @@ def read_history(path):
 def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks):
     """Fit from epoch ``len(rows)`` to ``config.epochs``; write history, models, summary."""
     from .callbacks import ResetStates, RunRecorder, StopOnNaN
+    from .schedules import DriftSchedules
     from .evaluate import evaluate_model
     from .model import load_model
     from .plots import plot_curves
@@ -227,7 +230,9 @@ def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks):
         + (f"; {len(inventory)} phones ({config.phones})" if inventory else "")
     )
     recorder, nan_guard = RunRecorder(out, rows=rows, patience=config.patience), StopOnNaN()
-    callbacks = [ResetStates(train_plan.fresh, valid_plan.fresh), nan_guard, recorder, *callbacks]
+    callbacks = [
+        ResetStates(train_plan.fresh, valid_plan.fresh), DriftSchedules(config), nan_guard, recorder, *callbacks
+    ]
     started, interrupted = time.perf_counter(), False
     if len(rows) < config.epochs and not recorder.should_stop():
         try:

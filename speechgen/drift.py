@@ -1,0 +1,224 @@
+"""Measuring input drift: does free-running audio stay like the training audio?
+
+Per one-second block of audio this module computes two features:
+
+- loudness, the RMS (in the file's units);
+- spectral flatness, the geometric over the arithmetic mean of the power spectrum
+  (1 for white noise, near 0 for a pure tone; silence is given flatness 1, since a
+  spectrum of nothing has no structure).
+
+The training split gives the normal range of each: its 1st to 99th percentile over its
+one-second blocks. Generated audio is *stable* until it leaves that range (either
+feature below the 1st or above the 99th percentile) for ``run`` seconds in a row: the
+usual failures, silence, white noise and an exploding signal, all leave it.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+EPS = 1e-12
+
+
+def second_features(x, rate, nfft=1024):
+    """Per-second RMS and spectral flatness of ``x``.
+
+    Args:
+        x: samples ``(n,)`` (any units; flatness does not depend on them).
+        rate: Hz; the last partial second is dropped.
+        nfft: FFT size for the flatness (Hann-windowed frames, averaged per second).
+    Returns:
+        ``(rms, flatness)``, each ``(n // rate,)`` float64.
+    """
+    x = np.asarray(x, np.float64)
+    seconds = len(x) // rate
+    blocks = x[: seconds * rate].reshape(seconds, rate)
+    rms = np.sqrt(np.mean(blocks**2, axis=1))
+    frames_per_second = rate // nfft
+    frames = blocks[:, : frames_per_second * nfft].reshape(seconds, frames_per_second, nfft)
+    power = np.abs(np.fft.rfft(frames * np.hanning(nfft), axis=-1)) ** 2
+    power = power.mean(axis=1)[:, 1:]  # average spectrum of the second, without DC
+    flatness = np.exp(np.mean(np.log(power + EPS), axis=1)) / (np.mean(power, axis=1) + EPS)
+    silent = np.mean(power, axis=1) < 1e-20
+    flatness[silent] = 1.0
+    return rms, np.clip(flatness, 0.0, 1.0)
+
+
+@dataclass
+class Ranges:
+    """The training audio's normal range: 1st and 99th percentiles of each feature."""
+
+    rms: tuple
+    flatness: tuple
+
+    def outside(self, rms, flatness):
+        """Bool per second: either feature is out of range."""
+        return (
+            (rms < self.rms[0]) | (rms > self.rms[1])
+            | (flatness < self.flatness[0]) | (flatness > self.flatness[1])
+        )
+
+    def to_dict(self):
+        return {"rms": list(self.rms), "flatness": list(self.flatness)}
+
+
+def training_ranges(pieces, rate, low=1.0, high=99.0):
+    """:class:`Ranges` from the one-second blocks of the training pieces."""
+    rms, flat = [], []
+    for piece in pieces:
+        r, f = second_features(piece.read(), rate)
+        rms.append(r)
+        flat.append(f)
+    rms, flat = np.concatenate(rms), np.concatenate(flat)
+    if len(rms) < 2:
+        from .errors import SpeechgenError
+
+        raise SpeechgenError("the training split has under 2 s of audio: too little to know its range")
+    return Ranges(
+        (float(np.percentile(rms, low)), float(np.percentile(rms, high))),
+        (float(np.percentile(flat, low)), float(np.percentile(flat, high))),
+    )
+
+
+def stable_seconds(outside, run=3):
+    """Seconds until the first ``run`` consecutive out-of-range seconds (or all)."""
+    count = 0
+    for i, out in enumerate(outside):
+        count = count + 1 if out else 0
+        if count == run:
+            return i - run + 1
+    return len(outside)
+
+
+def horizons_for(model):
+    """Free-running MSE horizons in samples: 1, 10, 100 steps of a frame-level model;
+    10 ms, 100 ms and 1 s for a sample-level one (where one step is one sample)."""
+    if model.hop > 1:
+        return {f"{n} steps": n * model.hop for n in (1, 10, 100)}
+    rate = model.sample_rate
+    return {"10 ms": rate // 100, "100 ms": rate // 10, "1 s": rate}
+
+
+def noise_scale(model, temperature):
+    """Normalised noise std for ``temperature``: temperature x the validation RMSE."""
+    from .errors import SpeechgenError
+
+    if not temperature:
+        return 0.0
+    rmse = (model.train_config or {}).get("val_rmse")
+    if rmse is None:
+        raise SpeechgenError("the model records no validation RMSE (trained by an older speechgen); "
+                             "use --temperature 0")
+    return temperature * rmse
+
+
+def free_running_report(model, corpus, seconds, primes=4, temperature=0.0, seed=0, run=3, progress=None):
+    """Generate ``seconds`` free-running from ``primes`` held-out primes and score it.
+
+    Each prime is one training sequence of real audio from the test split (valid if
+    test is empty) at a seeded position; all primes run as parallel streams.
+
+    Returns:
+        dict: ``horizons`` {name: MSE against the true continuation, normalised units,
+        over the primes that have that much true audio after them}, ``stable_seconds``
+        (per prime), ``ranges`` (training), ``features`` (per prime: rms, flatness
+        lists), ``real_features`` (of the first prime's true continuation), ``seconds``.
+    """
+    from .corpus import Normaliser
+    from .errors import SpeechgenError
+    from .generate import Generator
+
+    rate, w, h = model.sample_rate, model.window, model.hop
+    normaliser = Normaliser.from_dict(model.normaliser)
+    ranges = training_ranges(corpus.splits["train"], rate)
+    pieces = corpus.splits["test"] or corpus.splits["valid"]
+    seq_len = (model.train_config or {}).get("seq_len", 1)
+    prime_len = (seq_len - 1) * h + w
+    pieces = [p for p in pieces if len(p) > prime_len + h]
+    if not pieces:
+        raise SpeechgenError(f"{corpus.source}: no held-out audio longer than one training sequence to prime with")
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for _ in range(primes):
+        piece = pieces[rng.integers(len(pieces))]
+        chosen.append((piece, int(rng.integers(0, len(piece) - prime_len - h + 1))))
+    n_samples = int(round(seconds * rate))
+    ids = None
+    if model.phones:
+        # Phones continue from the utterance; generation is capped at its end.
+        from .timeline import track_of_piece
+
+        n_samples = min(n_samples, min(len(p) - o - prime_len for p, o in chosen))
+        steps = (prime_len - w) // h + 1 + -(-max(0, n_samples - h) // h)
+        ids = np.stack([track_of_piece(model, p).step_ids(o + w, steps, h, model.phone_context) for p, o in chosen])
+    prime = np.stack([normaliser.apply(p.read(o, o + prime_len)) for p, o in chosen])
+    gen = Generator(model, streams=primes, noise=noise_scale(model, temperature), seed=seed)
+    out = gen.generate(prime, n_samples, phones=ids, progress=progress)
+    out = np.atleast_2d(out)
+    horizons = {}
+    for name, length in horizons_for(model).items():
+        errors = []
+        for (piece, offset), y in zip(chosen, out):
+            start = offset + prime_len
+            if length <= min(len(y), len(piece) - start):
+                truth = normaliser.apply(piece.read(start, start + length))
+                errors.append(np.mean((y[:length] - truth) ** 2))
+        horizons[name] = float(np.mean(errors)) if errors else None
+    features, stable = [], []
+    for y in out:
+        rms, flat = second_features(normaliser.invert(y), rate)
+        features.append({"rms": rms.tolist(), "flatness": flat.tolist()})
+        stable.append(stable_seconds(ranges.outside(rms, flat), run))
+    piece, offset = chosen[0]
+    real = piece.read(offset + prime_len, min(len(piece), offset + prime_len + n_samples))
+    real_rms, real_flat = second_features(real, rate)
+    return {
+        "seconds": n_samples / rate,
+        "primes": [f"{p.name}@{o}" for p, o in chosen],
+        "temperature": temperature,
+        "horizons": horizons,
+        "stable_seconds": stable,
+        "ranges": ranges.to_dict(),
+        "features": features,
+        "real_features": {"rms": real_rms.tolist(), "flatness": real_flat.tolist()},
+    }
+
+
+def plot_drift(report, path, title=None):
+    """RMS and flatness per second of each generated stream vs real audio and the
+    training range (shaded)."""
+    from .plots import _pyplot
+    from .files import atomic_path
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True)
+    for ax, key, label in zip(axes, ("rms", "flatness"), ("RMS per second", "spectral flatness")):
+        lo, hi = report["ranges"][key]
+        ax.axhspan(lo, hi, color="green", alpha=0.12, label="training 1st-99th percentile")
+        for i, f in enumerate(report["features"]):
+            ax.plot(np.arange(len(f[key])) + 0.5, f[key], lw=1, label=f"generated {i}" if i < 4 else None)
+        real = report["real_features"][key]
+        ax.plot(np.arange(len(real)) + 0.5, real, "k--", lw=1, label="real continuation (prime 0)")
+        ax.set_ylabel(label)
+        ax.set_yscale("log")
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=7, loc="best")
+    axes[-1].set_xlabel("seconds of free-running generation")
+    axes[0].set_title(title or f"free-running drift, temperature {report['temperature']}")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+
+
+def format_report(report):
+    lines = [f"free-running from {len(report['stable_seconds'])} held-out primes, {report['seconds']:.0f} s each, "
+             f"temperature {report['temperature']}"]
+    lines.append("| horizon | free-running MSE (normalised) |")
+    lines.append("| --- | --- |")
+    for name, mse in report["horizons"].items():
+        lines.append(f"| {name} | {'-' if mse is None else f'{mse:.6f}'} |")
+    s = report["stable_seconds"]
+    lines.append(f"stable seconds per prime: {', '.join(str(v) for v in s)} (min {min(s)}, mean {np.mean(s):.1f}, "
+                 f"of {report['seconds']:.0f})")
+    return "\n".join(lines)

@@ -1,0 +1,85 @@
+"""The stable-seconds metric flags silence, white noise and explosions, passes real audio."""
+
+import numpy as np
+import pytest
+
+from conftest import CORPORA, requires_corpora
+from speechgen.drift import Ranges, second_features, stable_seconds, training_ranges
+
+RATE = 4000
+
+
+def music_like(seconds, seed=0):
+    """Notes of a few partials with changing pitch and loudness: tonal, not stationary."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(seconds * 4):  # quarter-second notes
+        f = rng.choice([196.0, 220.0, 262.0, 294.0, 330.0, 392.0])
+        a = rng.uniform(0.1, 0.4)
+        t = np.arange(RATE // 4) / RATE
+        note = sum(a / k * np.sin(2 * np.pi * k * f * t) for k in (1, 2, 3)) * np.exp(-3 * t)
+        out.append(note + 0.002 * rng.normal(size=len(t)))
+    return np.concatenate(out)
+
+
+class _Piece:
+    def __init__(self, x):
+        self.x = x
+
+    def read(self):
+        return self.x
+
+
+@pytest.fixture(scope="module")
+def ranges():
+    return training_ranges([_Piece(music_like(60))], RATE)
+
+
+def test_features_on_reference_signals():
+    t = np.arange(2 * RATE) / RATE
+    rms, flat = second_features(0.5 * np.sin(2 * np.pi * 250 * t), RATE)
+    np.testing.assert_allclose(rms, 0.5 / np.sqrt(2), rtol=1e-3)
+    assert np.all(flat < 0.01)  # a pure tone
+    rms, flat = second_features(np.random.default_rng(0).normal(size=2 * RATE), RATE)
+    assert np.all(flat > 0.5)  # white noise (Hann-windowed periodogram: ~0.56)
+    assert np.all(second_features(np.zeros(2 * RATE), RATE)[1] == 1.0)
+
+
+def test_held_out_real_audio_passes(ranges):
+    held_out = music_like(30, seed=1)
+    rms, flat = second_features(held_out, RATE)
+    assert stable_seconds(ranges.outside(rms, flat)) == 30
+
+
+@pytest.mark.parametrize(
+    "make, stable",
+    [
+        (lambda x: np.zeros_like(x), 10),  # silence after 10 s
+        (lambda x: 0.2 * np.random.default_rng(2).normal(size=len(x)), 10),  # white noise
+        (lambda x: x * np.exp(np.arange(len(x)) / RATE), 10),  # exploding (e^t)
+    ],
+)
+def test_failures_are_flagged_where_they_start(ranges, make, stable):
+    good = music_like(10, seed=3)
+    bad = make(music_like(20, seed=4))
+    rms, flat = second_features(np.concatenate([good, bad]), RATE)
+    assert stable_seconds(ranges.outside(rms, flat)) == stable
+
+
+def test_stable_seconds_needs_a_run_of_three():
+    assert stable_seconds(np.array([0, 1, 1, 0, 1, 1, 1, 0], bool)) == 4
+    assert stable_seconds(np.array([0, 1, 0, 1, 1], bool)) == 5
+
+
+@requires_corpora("music-real")
+@pytest.mark.corpus
+def test_real_music_passes_its_own_range():
+    from speechgen.corpus import load_corpus
+
+    corpus = load_corpus(CORPORA / "music-real" / "drascula-16k.wav", [0.8, 0.1, 0.1])
+    ranges = training_ranges(corpus.splits["train"], corpus.rate)
+    held = corpus.splits["test"][0].read()
+    rms, flat = second_features(held, corpus.rate)
+    # Real held-out music stays in range apart from isolated seconds (no 3 in a row).
+    assert stable_seconds(ranges.outside(rms, flat)) == len(rms)
+    assert isinstance(ranges, Ranges)

@@ -1,0 +1,110 @@
+"""Scheduled sampling, input-noise schedules and temperature (fixes for input drift)."""
+
+import csv
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import tiny_sets
+from speechgen.model import SpeechRNN
+from speechgen.schedules import noise_sigma, sampling_probability
+
+
+@pytest.mark.parametrize("schedule", ["linear", "inverse_sigmoid"])
+def test_schedules_rise_to_the_configured_probability(schedule):
+    p = [sampling_probability(e, 0.6, schedule, 8) for e in range(12)]
+    assert p[0] == 0.0
+    assert p[8] == pytest.approx(0.6) and p[11] == pytest.approx(0.6)
+    assert all(b >= a for a, b in zip(p, p[1:]))  # never falls
+    if schedule == "inverse_sigmoid":
+        assert p[1] < 0.6 / 8  # slow start, unlike linear
+    assert sampling_probability(5, 0.0, schedule, 8) == 0.0
+    assert noise_sigma(0, 0.1, 0.0, 4) == 0.1 and noise_sigma(2, 0.1, 0.0, 4) == pytest.approx(0.05)
+    assert noise_sigma(9, 0.1, -1, 4) == 0.1
+
+
+def model(window, hop, **kw):
+    keras.utils.set_random_seed(7)
+    return SpeechRNN(window=window, hop=hop, units=[12], batch_size=2, scheduled_sampling=True, **kw)
+
+
+@pytest.mark.parametrize("window, hop", [(8, 8), (8, 1)])
+def test_with_p_1_the_model_sees_only_its_own_predictions(window, hop):
+    net = model(window, hop)
+    x = np.random.default_rng(0).normal(scale=0.3, size=(2, 6, window)).astype("float32")
+    net(x)  # build; leaves some state
+    state = [v.numpy().copy() for v in net._rnn_state_variables()]
+    predictions = net(x, training=False).numpy()  # teacher-forced, from that state
+    for v, s in zip(net._rnn_state_variables(), state):
+        v.assign(s)
+    mixed = keras.ops.convert_to_numpy(net.mix_with_own_predictions(x, 1.0))
+    # The state is where it was: pass 1 does not advance it.
+    for v, s in zip(net._rnn_state_variables(), state):
+        np.testing.assert_allclose(v.numpy(), s)
+    np.testing.assert_allclose(mixed[:, 0], x[:, 0])  # the chunk's first input stays true
+    np.testing.assert_allclose(mixed[:, 1:, -hop:], predictions[:, :-1], atol=1e-6)
+    np.testing.assert_allclose(mixed[:, 1:, : window - hop], x[:, 1:, : window - hop])
+    same = keras.ops.convert_to_numpy(net.mix_with_own_predictions(x, 0.0))
+    np.testing.assert_allclose(same, x)
+    half = keras.ops.convert_to_numpy(net.mix_with_own_predictions(x, 0.5))
+    swapped = ~np.isclose(half[:, 1:, -1], x[:, 1:, -1])
+    assert 0 < swapped.mean() < 1
+
+
+def test_training_follows_the_schedule_and_records_it(tmp_path, chord_wav):
+    from speechgen.config import load_config
+    from speechgen.train import train
+
+    config = load_config([], tiny_sets(
+        epochs=4, patience=0, scheduled_sampling=0.5, schedule_epochs=2,
+        input_noise=0.05, input_noise_end=0.01,
+    ))
+    result = train(chord_wav, tmp_path / "run", config, verbose=0, log=lambda *a: None)
+    rows = list(csv.DictReader(open(tmp_path / "run" / "history.csv")))
+    assert [float(r["sampling_p"]) for r in rows] == pytest.approx([0.0, 0.25, 0.5, 0.5])
+    assert [float(r["input_noise"]) for r in rows] == pytest.approx([0.05, 0.03, 0.01, 0.01])
+    test = result.summary["splits_mse"]["test"]
+    assert test["model"] < test["zero"]  # it still learns
+
+
+def test_temperature_noise_is_seeded_and_scaled_by_validation_rmse(tmp_path, chord_wav):
+    from speechgen.cli import main
+    from speechgen.model import load_model
+
+    run = tmp_path / "run"
+    sets = [x for s in tiny_sets(epochs=2) for x in ("--set", s)]
+    assert CliRunner().invoke(main, ["train", str(chord_wav), "--out", str(run), "--quiet", *sets]).exit_code == 0
+    assert load_model(run / "model.keras").train_config["val_rmse"] > 0
+    from speechgen.audio import read_audio
+
+    def sample(name, *extra):
+        r = CliRunner().invoke(main, ["sample", str(run / "model.keras"), "--out", str(tmp_path / name),
+                                      "--seconds", "1", *extra])
+        assert r.exit_code == 0, r.output
+        return read_audio(tmp_path / name).read()
+
+    plain, hot, hot_again, other = (sample("a.wav"), sample("b.wav", "--temperature", "1"),
+                                    sample("c.wav", "--temperature", "1"),
+                                    sample("d.wav", "--temperature", "1", "--noise-seed", "5"))
+    assert not np.allclose(plain, hot)
+    np.testing.assert_array_equal(hot, hot_again)
+    assert not np.allclose(hot, other)
+
+
+def test_free_running_evaluation_reports_horizons_and_stable_seconds(tmp_path, chord_wav):
+    import json
+
+    from speechgen.cli import main
+
+    run = tmp_path / "run"
+    sets = [x for s in tiny_sets(epochs=2) for x in ("--set", s)]
+    assert CliRunner().invoke(main, ["train", str(chord_wav), "--out", str(run), "--quiet", *sets]).exit_code == 0
+    r = CliRunner().invoke(main, ["evaluate", str(run / "model.keras"), "--free-running", "--seconds", "5",
+                                  "--primes", "3", "--json", "--plot", str(tmp_path / "drift.png")])
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output)
+    assert set(report["horizons"]) == {"1 steps", "10 steps", "100 steps"}
+    assert len(report["stable_seconds"]) == 3 and all(0 <= s <= 5 for s in report["stable_seconds"])
+    assert (tmp_path / "drift.png").stat().st_size > 5000
