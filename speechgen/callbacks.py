@@ -46,7 +46,9 @@ class ResetStates(keras.callbacks.Callback):
     def _rows(self, fresh, batch):
         # Batch 0 follows a full reset; later batches reset only rows that start anew.
         if fresh is not None and 0 < batch < len(fresh) and fresh[batch].any():
-            self.model.reset_rnn_rows(fresh[batch])
+            from .distribute import reset_rows
+
+            reset_rows(self.model, fresh[batch])
 
 
 class StopOnNaN(keras.callbacks.Callback):

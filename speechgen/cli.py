@@ -82,9 +82,10 @@ def main(ctx, debug):
 @click.option("--config", "configs", multiple=True, help="YAML config file or preset name (configs/NAME.yaml); repeatable.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override one config key; repeatable.")
 @click.option("--resume", "resume_run", type=click.Path(path_type=Path), help="Continue the run in this directory from its last checkpoint.")
+@click.option("--strategy", type=click.Choice(["none", "mirrored"]), default="none", show_default=True, help="mirrored: train on all local devices (GPUs, or logical CPUs); see docs/distributed.md.")
 @click.option("--force", is_flag=True, help="Overwrite the run files in an existing --out.")
 @click.option("--quiet", is_flag=True, help="One line per epoch instead of a progress bar.")
-def train(data, out, configs, sets, resume_run, force, quiet):
+def train(data, out, configs, sets, resume_run, strategy, force, quiet):
     """Train a model on DATA (a WAV/SPHERE file or a corpus folder) into --out.
 
     With --resume RUN, continue RUN from its last finished epoch instead (DATA, --out
@@ -105,9 +106,9 @@ def train(data, out, configs, sets, resume_run, force, quiet):
     verbose = 2 if quiet else 1
     if resume_run is not None:
         out = resume_run
-        result = resume(resume_run, sets, verbose=verbose)
+        result = resume(resume_run, sets, verbose=verbose, strategy=strategy)
     else:
-        result = run_training(data, out, config, force=force, verbose=verbose)
+        result = run_training(data, out, config, force=force, verbose=verbose, strategy=strategy)
     if result.interrupted:
         click.echo(interrupt_message(result, out), err=True)
         sys.exit(130)

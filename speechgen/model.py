@@ -296,11 +296,9 @@ class SpeechRNN(keras.Model):
 
         Used when some rows of a batch start a new utterance while others continue.
         """
-        keep = keras.ops.convert_to_tensor(1.0 - np.asarray(fresh, "float32")[:, None])
-        for layer in self.layers:
-            if isinstance(layer, layers.RNN) and layer.states is not None:
-                for v in layer.states:
-                    v.assign(v * keras.ops.cast(keep, v.dtype))
+        keep = 1.0 - keras.ops.cast(keras.ops.convert_to_tensor(fresh), "float32")[:, None]
+        for v in self._rnn_state_variables():
+            v.assign(v * keras.ops.cast(keep, v.dtype))
 
     def with_batch_size(self, batch_size):
         """A copy for another batch size (1 or N streams) with the same weights.

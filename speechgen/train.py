@@ -84,7 +84,13 @@ def _datasets(corpus, normaliser, config, phones):
     ]
 
 
-def train(data, out, config, force=False, verbose=1, log=print, callbacks=()):
+def _scope(strategy):
+    import contextlib
+
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+
+def train(data, out, config, force=False, verbose=1, log=print, callbacks=(), strategy="none"):
     """Train a new model on ``data`` and write the run directory ``out``.
 
     Args:
@@ -94,11 +100,14 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=()):
         verbose: Keras progress (1 = a bar per epoch, 2 = a line per epoch, 0 = none).
         log: where progress lines go.
         callbacks: extra Keras callbacks (run after speechgen's own).
+        strategy: ``none`` or ``mirrored`` (speechgen.distribute).
     Returns:
         :class:`RunResult`.
     Raises:
         SpeechgenError: bad data, data too short for the config, unwritable output.
     """
+    from .distribute import make_strategy, per_replica_batch
+
     # Validate everything that can fail before creating anything on disk.
     corpus = load_corpus(data, config.split, config.seed)
     if config.phones != "none" and corpus.layout == "file":
@@ -108,11 +117,18 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=()):
         )
     normaliser = Normaliser.fit(config.normalisation, corpus.splits["train"])
     phones = _phones_for(config, corpus)
+    strategy = make_strategy(strategy)
+    rows_per_replica = per_replica_batch(config.batch_size, strategy)
     datasets = _datasets(corpus, normaliser, config, phones)
     fresh = not Path(out).exists()
     out = prepare_run_dir(out, force)
     try:
-        return _start(corpus, normaliser, phones, datasets, config, out, verbose, log, callbacks)
+        with _scope(strategy):
+            model = _new_model(corpus, normaliser, phones, config, rows_per_replica)
+        write_text(out / "config.yaml", dump_config(config))
+        for note in corpus.notes:
+            log(f"note: {note}")
+        return _fit(model, corpus, config, out, datasets, [], verbose, log, callbacks)
     except BaseException:
         # A run folder this call created and that holds no finished epoch is removed:
         # no partial output. A run with a checkpoint stays, to be resumed.
@@ -128,31 +144,31 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=()):
         raise
 
 
-def _start(corpus, normaliser, phones, datasets, config, out, verbose, log, callbacks):
+def _new_model(corpus, normaliser, phones, config, rows_per_replica):
+    """A compiled model; under a strategy, each replica holds ``rows_per_replica`` rows."""
     from .model import build_model, make_optimizer
 
     splits = {"layout": corpus.layout, **corpus.split_names()} if corpus.layout != "file" else None
     model = build_model(
-        config, corpus.rate, normaliser, corpus.source,
+        config, corpus.rate, normaliser, corpus.source, batch_size=rows_per_replica,
         phones=phones[0].to_list() if phones else None, splits=splits,
     )
     model.compile(optimizer=make_optimizer(config), loss="mse")
-    write_text(out / "config.yaml", dump_config(config))
-    for note in corpus.notes:
-        log(f"note: {note}")
-    return _fit(model, corpus, config, out, datasets, [], verbose, log, callbacks)
+    return model
 
 
-def resume(run, sets=(), verbose=1, log=print, callbacks=()):
+def resume(run, sets=(), verbose=1, log=print, callbacks=(), strategy="none"):
     """Continue the run in ``run`` from its last checkpoint.
 
     Args:
         run: an existing run directory.
         sets: ``key=value`` overrides of the saved config (e.g. ``epochs=50``); the
             model's shape cannot change.
+        strategy: as the run was trained (the same number of replicas).
     Raises:
         SpeechgenError: no checkpoint or history, a broken checkpoint, data gone.
     """
+    from .distribute import make_strategy, per_replica_batch
     from .model import load_model
 
     run = Path(run)
@@ -165,7 +181,15 @@ def resume(run, sets=(), verbose=1, log=print, callbacks=()):
             "start it again with --force"
         )
     config = load_config([run / "config.yaml"], sets)
-    model = load_model(checkpoint, compile=True)
+    strategy = make_strategy(strategy)
+    rows_per_replica = per_replica_batch(config.batch_size, strategy)
+    with _scope(strategy):
+        model = load_model(checkpoint, compile=True)
+    if model.batch_size != rows_per_replica:
+        raise SpeechgenError(
+            f"{run}: trained with {config.batch_size // model.batch_size} replica(s), resumed with "
+            f"{config.batch_size // rows_per_replica}; resume with the same --strategy and devices"
+        )
     fixed = ("window", "hop", "units", "batch_size", "phones", "phone_embedding")
     saved = model.train_config or {}
     changed = [k for k in fixed if saved.get(k) != getattr(config, k)]
@@ -220,13 +244,14 @@ def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks):
     from .plots import plot_curves
 
     (train_ds, train_plan), (valid_ds, valid_plan) = datasets
+    n_batches = min(train_plan.n_batches, config.max_batches or train_plan.n_batches)
     inventory = model.phones
     log(
         f"training on {corpus.source}: {corpus.seconds('train'):.1f} s train, "
         f"{corpus.seconds('valid'):.1f} s valid, {corpus.seconds('test'):.1f} s test at "
         f"{corpus.rate} Hz; {model.count_params():,} parameters; "
-        f"{len(train_ds)} batches of {config.batch_size} streams x {config.seq_len} steps per epoch "
-        f"({train_plan.coverage * len(train_ds) / train_plan.n_batches:.0%} of the training steps)"
+        f"{n_batches} batches of {config.batch_size} streams x {config.seq_len} steps per epoch "
+        f"({train_plan.coverage * n_batches / train_plan.n_batches:.0%} of the training steps)"
         + (f"; {len(inventory)} phones ({config.phones})" if inventory else "")
     )
     recorder, nan_guard = RunRecorder(out, rows=rows, patience=config.patience), StopOnNaN()

@@ -34,8 +34,8 @@ def test_smoke_run_reports_every_section(tmp_path):
     assert suite.main(["--smoke", "--inline", "--json", str(out_json), "--md", str(out_md)]) == 0
     report = json.loads(out_json.read_text())
     m = report["measurements"]
-    for key in ("matmul/matmul", "train/frame16k", "train/frame16k jit_compile",
-                "train/frame16k hoisted input (prototype)", "train/sample-phones", "pipeline/frame16k",
+    for key in ("matmul/matmul", "train/frame16k", "train/frame16k hoisted input (prototype)",
+                "train/frame16k hoisted input + jit_compile (prototype)", "train/sample-phones", "pipeline/frame16k",
                 "pipeline/sample-phones", "generation/sample-level", "generation/frame-level",
                 "precision/bf16 vs f32"):
         assert key in m, key
@@ -43,9 +43,12 @@ def test_smoke_run_reports_every_section(tmp_path):
         assert len(m[key]["load_before"]) == 3
     assert m["matmul/matmul"]["result"]["ceiling_gflops_f32"] > 0
     assert all(r["gflops"] > 0 for r in m["matmul/matmul"]["result"]["rows"])
-    for key in ("train/frame16k", "train/sample-phones", "train/frame16k jit_compile"):
+    for key in ("train/frame16k", "train/sample-phones", "train/frame16k hoisted input + jit_compile (prototype)"):
         r = m[key]["result"]
         assert r["samples_per_s"] > 0 and r["achieved_gflops"] > 0 and r["final_loss"] > 0
+    # The hoisted-input prototype computes the same function as SpeechRNN.
+    for key in ("train/frame16k hoisted input (prototype)", "train/frame16k hoisted input + jit_compile (prototype)"):
+        assert m[key]["result"]["max_abs_diff_vs_speechrnn"] < 1e-5
     for key in ("pipeline/frame16k", "pipeline/sample-phones"):
         assert m[key]["result"]["samples_per_s"] > 0
     for key in ("generation/sample-level", "generation/frame-level"):
