@@ -85,13 +85,15 @@ class RunRecorder(keras.callbacks.Callback):
         monitor: the quantity that decides "best" (lower is better).
         rows: history of earlier epochs (resuming).
         patience: epochs without improvement before stopping (0: never stop early).
+        schedules: the run's DriftSchedules, whose values each history row records.
     Attributes:
         rows: one dict per finished epoch (epoch from 1, loss, val_loss, seconds).
         best_epoch, best: epoch (from 1) and value of the best ``monitor`` so far.
     """
 
-    def __init__(self, run_dir, monitor="val_loss", rows=(), patience=0):
+    def __init__(self, run_dir, monitor="val_loss", rows=(), patience=0, schedules=None):
         super().__init__()
+        self.schedules = schedules  # a speechgen.schedules.DriftSchedules, or None
         self.run_dir = Path(run_dir)
         self.monitor = monitor
         self.patience = patience
@@ -120,8 +122,8 @@ class RunRecorder(keras.callbacks.Callback):
             "val_loss": float(logs.get("val_loss", math.nan)),
             "seconds": seconds,
             # The drift schedules' values this epoch (speechgen.schedules).
-            "sampling_p": float(logs.get("sampling_p", 0.0)),
-            "input_noise": float(logs.get("input_noise", 0.0)),
+            "sampling_p": float(self.schedules.values.get("sampling_p", 0.0)) if self.schedules else 0.0,
+            "input_noise": float(self.schedules.values.get("input_noise", 0.0)) if self.schedules else 0.0,
         }
         self.rows.append(row)
         self.write_history()

@@ -175,13 +175,18 @@ def sample(model_path, out, seconds, prime_path, prime_seconds, seed, phones_pat
 @click.option("--temperature", type=click.FloatRange(min=0), default=0.0, show_default=True, help="With --free-running: noise of temperature x validation RMSE on each prediction.")
 @click.option("--seed", type=int, default=0, show_default=True, help="With --free-running: picks the primes and seeds the noise.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="With --free-running: write the RMS/flatness plot here.")
-def evaluate(model_path, data, as_json, free_running, seconds, primes, temperature, seed, plot_path):
+@click.pass_context
+def evaluate(ctx, model_path, data, as_json, free_running, seconds, primes, temperature, seed, plot_path):
     """Per-split teacher-forced MSE of MODEL on DATA (default: its training data), with baselines.
 
     With --free-running: generate from held-out primes and report the free-running MSE
     at three horizons and the stable seconds (until per-second RMS or spectral flatness
     leave the training audio's 1st-99th percentile range for 3 s in a row).
     """
+    drift_only = ("seconds", "primes", "temperature", "seed", "plot_path")
+    given = [n for n in drift_only if ctx.get_parameter_source(n).name != "DEFAULT"]
+    if given and not free_running:
+        raise UsageError(f"--{given[0].replace('_path', '').replace('_', '-')} only applies with --free-running")
     _quiet_tensorflow()
     from .evaluate import evaluate_model, format_table
     from .model import load_model

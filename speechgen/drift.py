@@ -31,6 +31,8 @@ def second_features(x, rate, nfft=1024):
         ``(rms, flatness)``, each ``(n // rate,)`` float64.
     """
     x = np.asarray(x, np.float64)
+    # At least 4 spectra per second, so low sample rates still get a flatness.
+    nfft = min(nfft, 2 ** int(np.log2(max(2, rate // 4))))
     seconds = len(x) // rate
     blocks = x[: seconds * rate].reshape(seconds, rate)
     rms = np.sqrt(np.mean(blocks**2, axis=1))
@@ -94,7 +96,7 @@ def horizons_for(model):
     """Free-running MSE horizons in samples: 1, 10, 100 steps of a frame-level model;
     10 ms, 100 ms and 1 s for a sample-level one (where one step is one sample)."""
     if model.hop > 1:
-        return {f"{n} steps": n * model.hop for n in (1, 10, 100)}
+        return {f"{n} step{'s' if n > 1 else ''}": n * model.hop for n in (1, 10, 100)}
     rate = model.sample_rate
     return {"10 ms": rate // 100, "100 ms": rate // 10, "1 s": rate}
 

@@ -326,7 +326,8 @@ def build_model(config, sample_rate, normaliser, data, batch_size=None, phones=N
         units=config.units,
         batch_size=batch_size or config.batch_size,
         dropout=config.dropout,
-        input_noise=config.input_noise,
+        # A noise schedule that starts at 0 still needs the noise layer.
+        input_noise=max(config.input_noise, config.input_noise_end),
         output_activation=config.output_activation,
         l2=config.l2,
         sample_rate=sample_rate,

@@ -41,8 +41,12 @@ def noise_sigma(epoch, start, end, epochs):
 
 
 class DriftSchedules(keras.callbacks.Callback):
-    """Set the model's sampling probability and input-noise sigma at each epoch start,
-    and log them (``sampling_p``, ``input_noise`` columns of ``history.csv``)."""
+    """Set the model's sampling probability and input-noise sigma at each epoch start.
+
+    The values are kept in ``values`` (read by RunRecorder for the ``sampling_p`` and
+    ``input_noise`` columns of ``history.csv``), not added to Keras' logs, so the
+    progress line stays clean.
+    """
 
     def __init__(self, config):
         super().__init__()
@@ -56,7 +60,3 @@ class DriftSchedules(keras.callbacks.Callback):
             "input_noise": noise_sigma(epoch, c.input_noise, c.input_noise_end, c.schedule_epochs),
         }
         self.model.set_schedules(**self.values)
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs.update(self.values)

@@ -128,7 +128,10 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=(), st
         write_text(out / "config.yaml", dump_config(config))
         for note in corpus.notes:
             log(f"note: {note}")
-        return _fit(model, corpus, config, out, datasets, [], verbose, log, callbacks)
+        result = _fit(model, corpus, config, out, datasets, [], verbose, log, callbacks)
+        if result.interrupted and not (out / "checkpoint.keras").exists():
+            raise KeyboardInterrupt  # nothing to resume: clean up below like any failure
+        return result
     except BaseException:
         # A run folder this call created and that holds no finished epoch is removed:
         # no partial output. A run with a checkpoint stays, to be resumed.
@@ -190,12 +193,15 @@ def resume(run, sets=(), verbose=1, log=print, callbacks=(), strategy="none"):
             f"{run}: trained with {config.batch_size // model.batch_size} replica(s), resumed with "
             f"{config.batch_size // rows_per_replica}; resume with the same --strategy and devices"
         )
-    fixed = ("window", "hop", "units", "batch_size", "phones", "phone_embedding")
+    # Only these apply to a resumed run; the rest is baked into the checkpoint's model
+    # and optimizer (or the data split), so changing them would be silently ignored.
+    resumable = ("epochs", "patience", "max_batches")
     saved = model.train_config or {}
-    changed = [k for k in fixed if saved.get(k) != getattr(config, k)]
+    changed = [k for k, v in config.to_dict().items() if k not in resumable and k in saved and saved[k] != v]
     if changed:
         raise SpeechgenError(
-            f"--set {changed[0]}: cannot change the model's {changed[0]} when resuming; start a new run"
+            f"--set {changed[0]}: cannot change {changed[0]} when resuming (only {', '.join(resumable)} "
+            "can); start a new run"
         )
     rows = read_history(run / "history.csv")
     done = saved.get("epochs_done", len(rows))
@@ -254,10 +260,10 @@ def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks):
         f"({train_plan.coverage * n_batches / train_plan.n_batches:.0%} of the training steps)"
         + (f"; {len(inventory)} phones ({config.phones})" if inventory else "")
     )
-    recorder, nan_guard = RunRecorder(out, rows=rows, patience=config.patience), StopOnNaN()
-    callbacks = [
-        ResetStates(train_plan.fresh, valid_plan.fresh), DriftSchedules(config), nan_guard, recorder, *callbacks
-    ]
+    schedules = DriftSchedules(config)
+    recorder = RunRecorder(out, rows=rows, patience=config.patience, schedules=schedules)
+    nan_guard = StopOnNaN()
+    callbacks = [ResetStates(train_plan.fresh, valid_plan.fresh), schedules, nan_guard, recorder, *callbacks]
     started, interrupted = time.perf_counter(), False
     if len(rows) < config.epochs and not recorder.should_stop():
         try:

@@ -66,6 +66,11 @@ def test_failures_are_flagged_where_they_start(ranges, make, stable):
     assert stable_seconds(ranges.outside(rms, flat)) == stable
 
 
+def test_flatness_is_defined_at_low_sample_rates():
+    rms, flat = second_features(np.random.default_rng(1).normal(size=3 * 800), 800)
+    assert len(flat) == 3 and np.all(np.isfinite(flat)) and np.all(flat > 0.5)
+
+
 def test_stable_seconds_needs_a_run_of_three():
     assert stable_seconds(np.array([0, 1, 1, 0, 1, 1, 1, 0], bool)) == 4
     assert stable_seconds(np.array([0, 1, 0, 1, 1], bool)) == 5

@@ -105,6 +105,18 @@ def test_free_running_evaluation_reports_horizons_and_stable_seconds(tmp_path, c
                                   "--primes", "3", "--json", "--plot", str(tmp_path / "drift.png")])
     assert r.exit_code == 0, r.output
     report = json.loads(r.output)
-    assert set(report["horizons"]) == {"1 steps", "10 steps", "100 steps"}
+    assert set(report["horizons"]) == {"1 step", "10 steps", "100 steps"}
     assert len(report["stable_seconds"]) == 3 and all(0 <= s <= 5 for s in report["stable_seconds"])
     assert (tmp_path / "drift.png").stat().st_size > 5000
+    misuse = CliRunner().invoke(main, ["evaluate", str(run / "model.keras"), "--primes", "2"])
+    assert misuse.exit_code == 2 and "--primes only applies with --free-running" in misuse.output
+
+
+def test_resume_refuses_settings_it_cannot_apply(tmp_path, chord_wav):
+    from speechgen.cli import main
+
+    run = tmp_path / "run"
+    sets = [x for s in tiny_sets(epochs=1) for x in ("--set", s)]
+    assert CliRunner().invoke(main, ["train", str(chord_wav), "--out", str(run), "--quiet", *sets]).exit_code == 0
+    r = CliRunner().invoke(main, ["train", "--resume", str(run), "--set", "epochs=2", "--set", "dropout=0.3"])
+    assert r.exit_code == 1 and "cannot change dropout when resuming" in r.output
