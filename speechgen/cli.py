@@ -83,9 +83,10 @@ def main(ctx, debug):
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override one config key; repeatable.")
 @click.option("--resume", "resume_run", type=click.Path(path_type=Path), help="Continue the run in this directory from its last checkpoint.")
 @click.option("--strategy", type=click.Choice(["none", "mirrored"]), default="none", show_default=True, help="mirrored: train on all local devices (GPUs, or logical CPUs); see docs/distributed.md.")
+@click.option("--tensorboard", is_flag=True, help="Write TensorBoard logs (scalars; generated audio at each new best model) to RUN/tensorboard.")
 @click.option("--force", is_flag=True, help="Overwrite the run files in an existing --out.")
 @click.option("--quiet", is_flag=True, help="One line per epoch instead of a progress bar.")
-def train(data, out, configs, sets, resume_run, strategy, force, quiet):
+def train(data, out, configs, sets, resume_run, strategy, tensorboard, force, quiet):
     """Train a model on DATA (a WAV/SPHERE file or a corpus folder) into --out.
 
     With --resume RUN, continue RUN from its last finished epoch instead (DATA, --out
@@ -106,9 +107,11 @@ def train(data, out, configs, sets, resume_run, strategy, force, quiet):
     verbose = 2 if quiet else 1
     if resume_run is not None:
         out = resume_run
-        result = resume(resume_run, sets, verbose=verbose, strategy=strategy)
+        result = resume(resume_run, sets, verbose=verbose, strategy=strategy, tensorboard=tensorboard)
     else:
-        result = run_training(data, out, config, force=force, verbose=verbose, strategy=strategy)
+        result = run_training(
+            data, out, config, force=force, verbose=verbose, strategy=strategy, tensorboard=tensorboard
+        )
     if result.interrupted:
         click.echo(interrupt_message(result, out), err=True)
         sys.exit(130)

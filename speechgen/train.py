@@ -21,6 +21,7 @@ from .errors import SpeechgenError
 from .files import write_text
 
 RUN_FILES = ("model.keras", "checkpoint.keras", "config.yaml", "history.csv", "curves.png", "summary.json")
+RUN_FOLDERS = ("tensorboard",)
 
 
 @dataclass
@@ -54,8 +55,12 @@ def prepare_run_dir(out, force=False):
     except OSError as err:
         raise SpeechgenError(f"{out}: cannot write there ({err.strerror})") from None
     if force:
+        import shutil
+
         for name in RUN_FILES:
             (out / name).unlink(missing_ok=True)
+        for name in RUN_FOLDERS:
+            shutil.rmtree(out / name, ignore_errors=True)
     return out
 
 
@@ -90,7 +95,7 @@ def _scope(strategy):
     return strategy.scope() if strategy is not None else contextlib.nullcontext()
 
 
-def train(data, out, config, force=False, verbose=1, log=print, callbacks=(), strategy="none"):
+def train(data, out, config, force=False, verbose=1, log=print, callbacks=(), strategy="none", tensorboard=False):
     """Train a new model on ``data`` and write the run directory ``out``.
 
     Args:
@@ -101,6 +106,7 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=(), st
         log: where progress lines go.
         callbacks: extra Keras callbacks (run after speechgen's own).
         strategy: ``none`` or ``mirrored`` (speechgen.distribute).
+        tensorboard: also write TensorBoard logs to ``out/tensorboard``.
     Returns:
         :class:`RunResult`.
     Raises:
@@ -128,6 +134,7 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=(), st
         write_text(out / "config.yaml", dump_config(config))
         for note in corpus.notes:
             log(f"note: {note}")
+        callbacks = [*callbacks, *_tensorboard(tensorboard, out, corpus, normaliser, config)]
         result = _fit(model, corpus, config, out, datasets, [], verbose, log, callbacks)
         if result.interrupted and not (out / "checkpoint.keras").exists():
             raise KeyboardInterrupt  # nothing to resume: clean up below like any failure
@@ -136,8 +143,12 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=(), st
         # A run folder this call created and that holds no finished epoch is removed:
         # no partial output. A run with a checkpoint stays, to be resumed.
         if fresh and not (out / "checkpoint.keras").exists():
+            import shutil
+
             for name in (*RUN_FILES, "history.csv"):
                 (out / name).unlink(missing_ok=True)
+            for name in RUN_FOLDERS:
+                shutil.rmtree(out / name, ignore_errors=True)
             for tmp in out.glob(".*.tmp-*"):
                 tmp.unlink(missing_ok=True)
             try:
@@ -160,7 +171,7 @@ def _new_model(corpus, normaliser, phones, config, rows_per_replica):
     return model
 
 
-def resume(run, sets=(), verbose=1, log=print, callbacks=(), strategy="none"):
+def resume(run, sets=(), verbose=1, log=print, callbacks=(), strategy="none", tensorboard=False):
     """Continue the run in ``run`` from its last checkpoint.
 
     Args:
@@ -218,7 +229,22 @@ def resume(run, sets=(), verbose=1, log=print, callbacks=(), strategy="none"):
     model.train_config = {**saved, **config.to_dict()}
     write_text(run / "config.yaml", dump_config(config))
     log(f"resuming {run} at epoch {len(rows) + 1} of {config.epochs}")
+    callbacks = [*callbacks, *_tensorboard(tensorboard, run, corpus, normaliser, config)]
     return _fit(model, corpus, config, run, datasets, rows, verbose, log, callbacks)
+
+
+def _tensorboard(enabled, run, corpus, normaliser, config):
+    if not enabled:
+        return []
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        raise SpeechgenError("--tensorboard needs the tensorboard package: pip install 'speechgen[tensorboard]'")
+    from .tensorboard import tensorboard_callbacks
+
+    return tensorboard_callbacks(
+        run, corpus, normaliser, config.window, config.seq_len, config.hop, phones=config.phones != "none"
+    )
 
 
 def read_history(path):

@@ -165,3 +165,20 @@ def test_reconstruct_out_dir_below_a_file(trained, tmp_path):
     blocker.write_text("x")
     result = run("reconstruct", tmp / "run" / "model.keras", data, "--out-dir", blocker / "rec")
     one_line_error(result, 1, "cannot create the folder")
+
+
+def test_tensorboard_logs_scalars_and_generated_audio(tmp_path):
+    import tensorflow as tf
+
+    data = write_pcm16(tmp_path / "c.wav", 4000, chord(4000, 30))
+    result = run("train", data, "--out", tmp_path / "run", "--quiet", "--tensorboard", *sets(epochs=2))
+    assert result.exit_code == 0, result.output
+    tags = {}
+    for event_file in (tmp_path / "run" / "tensorboard").rglob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            for value in event.summary.value:
+                tags.setdefault(value.tag, []).append(value)
+    assert any("loss" in t for t in tags), sorted(tags)
+    audio = tags["generated"][-1]
+    decoded = tf.audio.decode_wav(tf.make_ndarray(audio.tensor)[0][0])  # clip 0: (encoded WAV, label)
+    assert decoded.sample_rate.numpy() == 4000 and decoded.audio.shape[0] == 8000  # 2 s
