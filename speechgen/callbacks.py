@@ -131,9 +131,10 @@ class RunRecorder(keras.callbacks.Callback):
         if math.isfinite(value) and value < self.best:
             self.best, self.best_epoch = value, epoch + 1
             # Sampling with --temperature scales its noise by the validation RMSE.
-            if math.isfinite(row["val_loss"]):
+            val_mse = float(logs.get("val_mse", row["val_loss"]))  # without the L2 penalty
+            if math.isfinite(val_mse):
                 config = self.model.train_config or {}
-                self.model.train_config = {**config, "val_rmse": math.sqrt(row["val_loss"])}
+                self.model.train_config = {**config, "val_rmse": math.sqrt(val_mse)}
             self.save(self.run_dir / "model.keras", include_optimizer=False)
         if math.isfinite(row["loss"]):
             # The checkpoint is the commit point of an epoch: it records how many epochs

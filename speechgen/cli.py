@@ -205,6 +205,10 @@ def evaluate(ctx, model_path, data, as_json, free_running, seconds, primes, temp
     if free_running:
         from .drift import format_report, free_running_report, plot_drift
 
+        if plot_path is not None:
+            if plot_path.exists():
+                raise SpeechgenError(f"{plot_path}: already exists; choose another --plot")
+            _check_writable(plot_path)
         report = free_running_report(model, corpus, seconds, primes, temperature, seed)
         if plot_path:
             plot_drift(report, plot_path)

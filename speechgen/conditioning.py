@@ -30,16 +30,21 @@ class PhoneTrack:
     def __init__(self, segments, n_samples, inventory, source=None):
         fill = inventory.index(FILL, source)
         starts, ids, pos = [], [], 0
+
+        def add(start, phone_id):
+            # Touching segments of one phone (folded closures next to h#, a gap beside
+            # h#) are one segment, so "previous" and "next" name a different phone.
+            if not ids or ids[-1] != phone_id:
+                starts.append(start)
+                ids.append(phone_id)
+
         for seg in segments:
             if seg.start > pos:  # a gap: silence
-                starts.append(pos)
-                ids.append(fill)
-            starts.append(seg.start)
-            ids.append(inventory.index(seg.phone, source))
+                add(pos, fill)
+            add(seg.start, inventory.index(seg.phone, source))
             pos = seg.end
         if pos < n_samples:
-            starts.append(pos)
-            ids.append(fill)
+            add(pos, fill)
         self.starts = np.asarray(starts, np.int64)
         self.ends = np.append(self.starts[1:], max(pos, n_samples))
         self.ids = np.asarray(ids, np.int32)

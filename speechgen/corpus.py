@@ -124,7 +124,8 @@ def _utterance_files(root):
     return files
 
 
-def _labels_of(audio_path):
+def labels_beside(audio_path):
+    """The ``.PHN``/``.phn`` file beside an audio file, or None."""
     for suffix in (".PHN", ".phn"):
         candidate = audio_path.with_suffix(suffix)
         if candidate.exists():
@@ -192,7 +193,7 @@ def _load_folder(root, fractions, seed, recorded):
                     f"{f2}: sample rate {r2} Hz differs from {f1} ({r1} Hz); a corpus needs one "
                     "rate: resample the files first"
                 )
-            phn = _labels_of(f)
+            phn = labels_beside(f)
             segments = read_phn(phn, len(audio)) if phn else None
             labelled.append(segments is not None)
             name = f.relative_to(root).as_posix()
@@ -211,7 +212,10 @@ def reopen_corpus(train_config, data=None):
             for folders, the recorded ``splits``).
         data: another file or folder to use instead, split by the same rules.
     """
-    recorded = train_config.get("splits") if data is None else None
+    same = data is None or Path(data).resolve() == Path(train_config["data"]).resolve()
+    # The training data itself keeps its recorded split (even given explicitly, and
+    # even after files were added); other data is split by the same rules.
+    recorded = train_config.get("splits") if same else None
     data = data or train_config["data"]
     if not Path(data).exists():
         raise SpeechgenError(

@@ -67,10 +67,12 @@ class Ranges:
 def training_ranges(pieces, rate, low=1.0, high=99.0):
     """:class:`Ranges` from the one-second blocks of the training pieces."""
     rms, flat = [], []
+    block = 60 * rate  # whole seconds at a time: memory stays bounded on long files
     for piece in pieces:
-        r, f = second_features(piece.read(), rate)
-        rms.append(r)
-        flat.append(f)
+        for lo in range(0, len(piece) - rate + 1, block):
+            r, f = second_features(piece.read(lo, min(len(piece), lo + block)), rate)
+            rms.append(r)
+            flat.append(f)
     rms, flat = np.concatenate(rms), np.concatenate(flat)
     if len(rms) < 2:
         from .errors import SpeechgenError

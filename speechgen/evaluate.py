@@ -4,7 +4,8 @@ For every split the model reads the true previous window at each step (teacher
 forcing); state carries along each stream and is zeroed where a stream (utterance)
 starts. Baselines are scored on exactly the same targets:
 
-- ``zero``: always predict 0, i.e. the training mean in normalised units;
+- ``zero``: always predict 0 in normalised units: the training mean (``meanrange``
+  normalisation) or the middle of the training range (``minmax``);
 - ``persistence``: the next ``hop`` samples equal the last ``hop`` samples of the
   input window (frame-level: next frame = current frame; sample-level: x[t] = x[t-1]);
 - ``lpc`` (sample-level models, ``hop == 1``): the least-squares linear predictor of
@@ -88,15 +89,14 @@ def evaluate_model(model, corpus, splits=SPLITS):
         if not corpus.splits.get(split):
             results[split] = None
             continue
-        for batch in dict.fromkeys([model.batch_size, 1]):
-            try:
-                dataset, schedule = split_batches(corpus, split, normaliser, framing, batch, phones)
-                break
-            except SpeechgenError:
-                dataset = None
-        if dataset is None:
+        lengths = [len(p) for p in corpus.splits[split]]
+        # Only "too short for this many rows" falls back to one row; any other problem
+        # (labels, phones) is the user's to hear about.
+        batch = next((b for b in dict.fromkeys([model.batch_size, 1]) if _fits(lengths, framing, b)), None)
+        if batch is None:
             results[split] = None
             continue
+        dataset, schedule = split_batches(corpus, split, normaliser, framing, batch, phones)
         if batch not in runners:
             runners[batch] = model.with_batch_size(batch)
         runner = runners[batch]
@@ -133,6 +133,16 @@ def evaluate_model(model, corpus, splits=SPLITS):
             "coverage": schedule.coverage,
         }
     return results
+
+
+def _fits(lengths, framing, batch):
+    from .pipeline import plan
+
+    try:
+        plan(lengths, *framing, batch)
+        return True
+    except SpeechgenError:
+        return False
 
 
 def format_table(results):

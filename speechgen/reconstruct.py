@@ -13,18 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from .audio import read_audio, write_wav
-from .corpus import Normaliser
+from .corpus import Normaliser, labels_beside
 from .errors import SpeechgenError
 from .generate import Generator
 
 OUTPUTS = ("original.wav", "teacher_forced.wav", "free_running.wav", "reconstruction.png")
-
-
-def _labels_beside(wav):
-    for suffix in (".PHN", ".phn"):
-        if wav.with_suffix(suffix).exists():
-            return wav.with_suffix(suffix)
-    return None
 
 
 def reconstruct(model_path, wav_path, out_dir, phones_path=None, force=False):
@@ -53,7 +46,7 @@ def reconstruct(model_path, wav_path, out_dir, phones_path=None, force=False):
         raise SpeechgenError(f"{wav_path}: {len(audio)} samples, too short for the model's window of {w}")
     ids = None
     if model.phones:
-        phones_path = Path(phones_path) if phones_path else _labels_beside(wav_path)
+        phones_path = Path(phones_path) if phones_path else labels_beside(wav_path)
         if phones_path is None:
             raise SpeechgenError(
                 f"{wav_path}: the model is phone-conditioned; give --phones (no .PHN beside the audio)"

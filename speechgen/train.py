@@ -55,12 +55,7 @@ def prepare_run_dir(out, force=False):
     except OSError as err:
         raise SpeechgenError(f"{out}: cannot write there ({err.strerror})") from None
     if force:
-        import shutil
-
-        for name in RUN_FILES:
-            (out / name).unlink(missing_ok=True)
-        for name in RUN_FOLDERS:
-            shutil.rmtree(out / name, ignore_errors=True)
+        _remove_run_files(out)
     return out
 
 
@@ -136,26 +131,41 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=(), st
             log(f"note: {note}")
         callbacks = [*callbacks, *_tensorboard(tensorboard, out, corpus, normaliser, config)]
         result = _fit(model, corpus, config, out, datasets, [], verbose, log, callbacks)
-        if result.interrupted and not (out / "checkpoint.keras").exists():
-            raise KeyboardInterrupt  # nothing to resume: clean up below like any failure
-        return result
     except BaseException:
-        # A run folder this call created and that holds no finished epoch is removed:
-        # no partial output. A run with a checkpoint stays, to be resumed.
-        if fresh and not (out / "checkpoint.keras").exists():
-            import shutil
-
-            for name in (*RUN_FILES, "history.csv"):
-                (out / name).unlink(missing_ok=True)
-            for name in RUN_FOLDERS:
-                shutil.rmtree(out / name, ignore_errors=True)
-            for tmp in out.glob(".*.tmp-*"):
-                tmp.unlink(missing_ok=True)
-            try:
-                out.rmdir()
-            except OSError:
-                pass
+        _discard_unfinished(out, fresh)
         raise
+    if result.interrupted or result.stopped_by_nan:
+        # Nothing to resume (no checkpoint): leave nothing behind, so the same command
+        # can simply be run again (with a lower learning rate, say).
+        _discard_unfinished(out, fresh)
+    return result
+
+
+def _remove_run_files(out):
+    import shutil
+
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    for name in RUN_FOLDERS:
+        shutil.rmtree(out / name, ignore_errors=True)
+
+
+def _discard_unfinished(out, fresh):
+    """Remove a new run that holds no finished epoch: no partial output.
+
+    ``out`` was empty (or cleared by --force) when the run began, so every run file in
+    it is this run's. A run with a checkpoint stays, to be resumed.
+    """
+    if (out / "checkpoint.keras").exists():
+        return
+    _remove_run_files(out)
+    for tmp in out.glob(".*.tmp-*"):
+        tmp.unlink(missing_ok=True)
+    if fresh:
+        try:
+            out.rmdir()
+        except OSError:
+            pass
 
 
 def _new_model(corpus, normaliser, phones, config, rows_per_replica):
@@ -167,7 +177,9 @@ def _new_model(corpus, normaliser, phones, config, rows_per_replica):
         config, corpus.rate, normaliser, corpus.source, batch_size=rows_per_replica,
         phones=phones[0].to_list() if phones else None, splits=splits,
     )
-    model.compile(optimizer=make_optimizer(config), loss="mse")
+    # The loss includes any L2 penalty; the "mse" metric is the pure error that
+    # --temperature scales its noise by.
+    model.compile(optimizer=make_optimizer(config), loss="mse", metrics=["mse"])
     return model
 
 
@@ -222,6 +234,15 @@ def resume(run, sets=(), verbose=1, log=print, callbacks=(), strategy="none", te
     if len(rows) >= config.epochs:
         raise SpeechgenError(
             f"{run}: already ran {len(rows)} of {config.epochs} epochs; resume with --set epochs=N for more"
+        )
+    from .callbacks import RunRecorder
+
+    stopped = RunRecorder(run, rows=rows, patience=config.patience)
+    if stopped.should_stop():
+        waited = len(rows) - stopped.best_epoch
+        raise SpeechgenError(
+            f"{run}: stopped early at epoch {len(rows)} (best epoch {stopped.best_epoch}); to go on, "
+            f"resume with --set patience={waited + 1} or more (or patience=0)"
         )
     corpus = reopen_corpus(saved)
     normaliser = Normaliser.from_dict(model.normaliser)

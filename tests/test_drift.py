@@ -23,11 +23,16 @@ def music_like(seconds, seed=0):
 
 
 class _Piece:
+    """The two things training_ranges needs of a corpus piece."""
+
     def __init__(self, x):
         self.x = x
 
-    def read(self):
-        return self.x
+    def __len__(self):
+        return len(self.x)
+
+    def read(self, start=0, stop=None):
+        return self.x[start:stop]
 
 
 @pytest.fixture(scope="module")

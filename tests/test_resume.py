@@ -109,3 +109,23 @@ def test_resume_refuses_what_it_cannot_do(data, tmp_path):
     assert r.exit_code == 2 and "takes no DATA" in r.output
     r = CliRunner().invoke(main, ["train", str(data)])
     assert r.exit_code == 2 and "needs DATA and --out" in r.output
+
+
+def test_resume_of_an_early_stopped_run_says_how_to_go_on(tmp_path):
+    from speechgen.callbacks import RunRecorder
+    from speechgen.train import read_history
+
+    data = write_pcm16(tmp_path / "c.wav", 4000, chord(4000, 30))
+    run = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train", str(data), "--out", str(run), "--quiet", *sets(epochs=3, patience=1)])
+    assert r.exit_code == 0, r.output
+    rows = read_history(run / "history.csv")
+    # Make the history say "no improvement since epoch 1" (as an early stop leaves it).
+    (run / "history.csv").write_text(
+        "epoch,loss,val_loss,seconds,sampling_p,input_noise\n"
+        + "".join(f"{i},{rows[0]['loss']},{0.1 * i},1.0,0,0\n" for i in (1, 2, 3))
+    )
+    assert RunRecorder(run, rows=read_history(run / "history.csv"), patience=1).should_stop()
+    r = CliRunner().invoke(main, ["train", "--resume", str(run), "--set", "epochs=10"])
+    assert r.exit_code == 1 and "stopped early at epoch 3 (best epoch 1)" in r.output
+    assert "patience=3" in r.output
