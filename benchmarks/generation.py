@@ -38,7 +38,7 @@ def timed(fn, min_seconds=1.0):
             return elapsed / calls
 
 
-def bench(units, window, hop, rate, streams, seconds, naive_steps):
+def bench(units, window, hop, rate, streams, seconds, naive_steps, min_seconds=1.0, seconds_many=None):
     from speechgen.generate import Generator
     from speechgen.model import SpeechRNN
 
@@ -55,15 +55,16 @@ def bench(units, window, hop, rate, streams, seconds, naive_steps):
 
     x = prime[:, None, :window]
     record("naive model.predict per step", 1, naive_steps,
-           timed(lambda: [model.predict(x, verbose=0) for _ in range(naive_steps)], 0.5))
+           timed(lambda: [model.predict(x, verbose=0) for _ in range(naive_steps)], min_seconds / 2))
     record("model(x) per step", 1, naive_steps,
-           timed(lambda: [model(x, training=False) for _ in range(naive_steps)], 0.5))
-    steps = max(1, int(seconds * rate / hop))
+           timed(lambda: [model(x, training=False) for _ in range(naive_steps)], min_seconds / 2))
     for n in (1, streams):
+        # seconds_many: audio per stream per timed call with N streams (default: seconds).
+        steps = max(1, int((seconds if n == 1 or seconds_many is None else seconds_many) * rate / hop))
         gen = Generator(model, streams=n)
         window_, _ = gen.prime(np.repeat(prime, n, axis=0))
         record("compiled (XLA while-loop)", n, steps,
-               timed(lambda: gen.free_run(window_, steps, chunk_steps=steps), 1.0))
+               timed(lambda: gen.free_run(window_, steps, chunk_steps=steps), min_seconds))
     base = rows[0]["samples_per_s"]
     for r in rows:
         r["vs_naive"] = r["samples_per_s"] / base
