@@ -130,14 +130,14 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=0.0, seed=
     """
     from .corpus import Normaliser
     from .errors import SpeechgenError
-    from .generate import Generator
+    from .generate import Generator, sequence_samples
 
     rate, w, h = model.sample_rate, model.window, model.hop
     normaliser = Normaliser.from_dict(model.normaliser)
     ranges = training_ranges(corpus.splits["train"], rate)
     pieces = corpus.splits["test"] or corpus.splits["valid"]
     seq_len = (model.train_config or {}).get("seq_len", 1)
-    prime_len = (seq_len - 1) * h + w
+    prime_len = sequence_samples(w, h, seq_len)
     pieces = [p for p in pieces if len(p) > prime_len + h]
     if not pieces:
         raise SpeechgenError(f"{corpus.source}: no held-out audio longer than one training sequence to prime with")

@@ -21,6 +21,11 @@ import numpy as np
 ACTIVATIONS = {"tanh": "tanh", "linear": None, "relu": "relu"}
 
 
+def sequence_samples(window, hop, seq_len):
+    """Samples in one training sequence of ``seq_len`` steps: the default prime length."""
+    return (seq_len - 1) * hop + window
+
+
 def prime_steps(n_samples, window, hop):
     """How many whole steps a prime of ``n_samples`` samples gives (0 if too short)."""
     return 0 if n_samples < window else (n_samples - window) // hop + 1

@@ -7,7 +7,7 @@ import numpy as np
 from .audio import read_audio, write_wav
 from .corpus import Normaliser, reopen_corpus
 from .errors import SpeechgenError
-from .generate import Generator
+from .generate import Generator, sequence_samples
 
 
 def _held_out_pieces(model):
@@ -41,7 +41,7 @@ def choose_prime(model, prime_path, prime_seconds, seed):
         source = f"{corpus.source} (held-out {piece.name})"
     seq_len = (model.train_config or {}).get("seq_len", 1)
     if prime_seconds is None:
-        want = (seq_len - 1) * model.hop + model.window
+        want = sequence_samples(model.window, model.hop, seq_len)
     else:
         want = int(round(prime_seconds * model.sample_rate))
     if want < model.window:

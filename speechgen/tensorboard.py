@@ -23,7 +23,7 @@ class AudioSamples(keras.callbacks.Callback):
         seconds: length of each clip.
     """
 
-    def __init__(self, log_dir, prime, normaliser, seconds=2.0, phones=None):
+    def __init__(self, log_dir, prime, normaliser, seconds=2.0):
         super().__init__()
         self.log_dir = Path(log_dir)
         self.prime, self.normaliser, self.seconds = prime, normaliser, seconds
@@ -59,7 +59,9 @@ def tensorboard_callbacks(run, corpus, normaliser, model_window, seq_len, hop, p
     log_dir = Path(run) / "tensorboard"
     callbacks = [keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False, profile_batch=0)]
     pieces = corpus.splits["valid"] or corpus.splits["train"]
-    want = (seq_len - 1) * hop + model_window
+    from .generate import sequence_samples
+
+    want = sequence_samples(model_window, hop, seq_len)
     piece = max(pieces, key=len)
     if not phones and len(piece) >= model_window:
         prime = normaliser.apply(piece.read(0, min(want, len(piece))))
