@@ -58,6 +58,10 @@ class Config:
     patience: int = 10  # early stopping on val_loss
     max_batches: int = 0  # cap batches per epoch (0: the whole split)
     mixed_precision: str = "none"  # none | mixed_float16 (GPU) | mixed_bfloat16 (CPUs with bf16)
+    # compute the first LSTM layer's input projection for the whole chunk in one matmul
+    # (faster on CPU; the first layer then does not use cuDNN on GPU)
+    hoist_input: bool = False
+    jit_compile: str = "auto"  # auto (Keras' default) | on | off: XLA-compile the training step
     seed: int = 0
 
     def to_dict(self):
@@ -73,6 +77,7 @@ CHOICES = {
     "phone_folding": ("none", "timit39"),
     "mixed_precision": ("none", "mixed_float16", "mixed_bfloat16"),
     "sampling_schedule": ("linear", "inverse_sigmoid"),
+    "jit_compile": ("auto", "on", "off"),
 }
 
 
@@ -82,6 +87,9 @@ def _coerce(key, value, source):
     if default is dataclasses.MISSING:
         default = FIELDS[key].default_factory()
     want = type(default)
+    if want is str and isinstance(value, bool) and {"on", "off"} <= set(CHOICES.get(key, ())):
+        # YAML 1.1 reads on/off (and yes/no, true/false) as booleans: jit_compile=on.
+        value = "on" if value else "off"
     if want is float and isinstance(value, str):
         # YAML 1.1 reads "1e-4" (no dot) as a string; users mean a number.
         try:

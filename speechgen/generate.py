@@ -50,12 +50,18 @@ class Generator:
         self.streams, self.window, self.hop = streams, model.window, model.hop
         self.context = model.phone_context if model.phones else 0
         self.noise, self.seed = float(noise), int(seed)
-        lstms = [l for l in self.model.layers if isinstance(l, keras.layers.LSTM)]
+        # keras.layers.LSTM, and with hoist_input the first layer's RNN of a
+        # RecurrentOnlyLSTMCell (LSTM is an RNN).
+        lstms = [l for l in self.model.layers if isinstance(l, keras.layers.RNN)]
         self._lstms = lstms
         dense = self.model.get_layer("next_samples")
         # (kernel, recurrent kernel, bias) per layer; the first layer's kernel is split
         # into its audio rows and a per-phone gate table.
-        self._cells = [tuple(tf.constant(w) for w in l.cell.get_weights()) for l in lstms]
+        weights = [l.cell.get_weights() for l in lstms]
+        if getattr(self.model, "hoist_input", False):
+            # The first layer's input kernel is the Dense before its recurrence.
+            weights[0] = [self.model.get_layer("lstm_0_input").kernel.numpy(), *weights[0]]
+        self._cells = [tuple(tf.constant(w) for w in ws) for ws in weights]
         self._dense = tuple(tf.constant(w) for w in dense.get_weights())
         self._activation = ACTIVATIONS[model.output_activation]
         kernel = self._cells[0][0]

@@ -179,7 +179,8 @@ def _new_model(corpus, normaliser, phones, config, rows_per_replica):
     )
     # The loss includes any L2 penalty; the "mse" metric is the pure error that
     # --temperature scales its noise by.
-    model.compile(optimizer=make_optimizer(config), loss="mse", metrics=["mse"])
+    jit = {"on": {"jit_compile": True}, "off": {"jit_compile": False}}.get(config.jit_compile, {})
+    model.compile(optimizer=make_optimizer(config), loss="mse", metrics=["mse"], **jit)
     return model
 
 

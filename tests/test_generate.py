@@ -41,9 +41,10 @@ def reference(model, prime, n_steps, phones=None):
     return np.concatenate(out, axis=1)
 
 
+@pytest.mark.parametrize("hoist", [False, True])
 @pytest.mark.parametrize("window, hop", [(12, 12), (16, 1), (10, 4)])
-def test_compiled_generation_equals_keras_step_by_step(window, hop):
-    model = model_for(window, hop)
+def test_compiled_generation_equals_keras_step_by_step(window, hop, hoist):
+    model = model_for(window, hop, hoist_input=hoist)
     prime = np.random.default_rng(0).normal(scale=0.3, size=57).astype("float32")
     n_steps = 25
     expected = reference(model, prime, n_steps)[0]
@@ -52,10 +53,11 @@ def test_compiled_generation_equals_keras_step_by_step(window, hop):
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("hoist", [False, True])
 @pytest.mark.parametrize("hop, context, embedding", [(1, 1, 0), (1, 3, 5), (16, 1, 0)])
-def test_phone_conditioned_generation_of_n_streams_equals_keras(hop, context, embedding):
+def test_phone_conditioned_generation_of_n_streams_equals_keras(hop, context, embedding, hoist):
     phones = ["aa", "h#", "iy", "s"]
-    model = model_for(16, hop, phones=phones, phone_context=context, phone_embedding=embedding)
+    model = model_for(16, hop, phones=phones, phone_context=context, phone_embedding=embedding, hoist_input=hoist)
     rng = np.random.default_rng(4)
     prime = rng.normal(scale=0.3, size=(3, 40)).astype("float32")
     n_steps = 30

@@ -76,3 +76,60 @@ def test_mixed_bfloat16_computes_in_16_bits_with_a_float32_output(tmp_path):
     np.testing.assert_allclose(y.numpy(), reference(x).numpy(), atol=3e-2)
     model.save(tmp_path / "m.keras")
     assert load_model(tmp_path / "m.keras").get_layer("lstm_0").compute_dtype == "bfloat16"
+
+
+def copy_to_hoisted(plain, hoisted):
+    """Give a ``hoist_input`` model the weights of a plain one with the same shape:
+    the Dense before the first recurrence gets the first LSTM's input kernel."""
+    kernel, recurrent, bias = plain.get_layer("lstm_0").cell.get_weights()
+    hoisted.get_layer("lstm_0_input").set_weights([kernel])
+    hoisted.get_layer("lstm_0").cell.set_weights([recurrent, bias])
+    for layer in plain.layers:
+        if layer.weights and layer.name != "lstm_0":
+            hoisted.get_layer(layer.name).set_weights(layer.get_weights())
+
+
+def test_hoisted_input_projection_equals_the_plain_lstm():
+    phones = ["aa", "h#", "iy"]
+    plain = tiny(phones=phones, phone_context=3, phone_embedding=2)
+    hoisted = tiny(phones=phones, phone_context=3, phone_embedding=2, hoist_input=True)
+    assert hoisted.count_params() == plain.count_params()
+    assert isinstance(hoisted.get_layer("lstm_0"), keras.layers.RNN)
+    assert not isinstance(hoisted.get_layer("lstm_0"), keras.layers.LSTM)
+    # Initialised like Keras' LSTM: unit_forget_bias.
+    np.testing.assert_array_equal(hoisted.get_layer("lstm_0").cell.bias.numpy(), [0] * 8 + [1] * 8 + [0] * 16)
+    copy_to_hoisted(plain, hoisted)
+    rng = np.random.default_rng(7)
+    x = [rng.normal(size=(2, 7, 6)).astype("float32"), rng.integers(0, 3, size=(2, 7, 3)).astype("int32")]
+    full = plain(x).numpy()
+    np.testing.assert_allclose(hoisted(x).numpy(), full, atol=1e-5)
+    hoisted.reset_rnn_states()
+    steps = np.concatenate([hoisted([x[0][:, t : t + 1], x[1][:, t : t + 1]]).numpy() for t in range(7)], axis=1)
+    np.testing.assert_allclose(steps, full, atol=1e-5)
+    # The state helpers find the custom RNN: fresh rows start again, others carry on.
+    assert len(hoisted._rnn_state_variables()) == 4
+    hoisted.reset_rnn_rows(np.array([True, False]))
+    again = hoisted(x).numpy()
+    np.testing.assert_allclose(again[0], full[0], atol=1e-5)
+    assert not np.allclose(again[1], full[1], atol=1e-4)
+    one = hoisted.with_batch_size(1)
+    np.testing.assert_allclose(one([x[0][1:], x[1][1:]]).numpy(), full[1:], atol=1e-5)
+
+
+def test_frame16k_with_hoist_input_has_the_same_parameter_count():
+    config = load_config(["frame16k"], ["hoist_input=true"])
+    model = build_model(config, 16000, Normaliser("meanrange", 0.0, 1.0), "data.wav")
+    assert model.hoist_input and model.count_params() == 55_223_200
+    assert model.get_layer("lstm_0_input").kernel.shape == (16000, 2400)
+
+
+def test_hoisted_phone_conditioned_save_load_round_trip(tmp_path):
+    model = tiny(phones=["aa", "s"], phone_context=1, l2=1e-4, dropout=0.1, hoist_input=True)
+    rng = np.random.default_rng(3)
+    x = [rng.normal(size=(2, 5, 6)).astype("float32"), rng.integers(0, 2, size=(2, 5, 1)).astype("int32")]
+    before = model(x).numpy()
+    model.save(tmp_path / "m.keras")
+    loaded = load_model(tmp_path / "m.keras")
+    assert type(loaded) is SpeechRNN and loaded.hoist_input
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_allclose(loaded(x).numpy(), before, atol=1e-6)

@@ -134,3 +134,14 @@ def test_mixed_precision_trains_and_its_model_generates(tmp_path, chord_wav, pol
     assert np.isfinite(test["model"]) and test["model"] < test["zero"]
     info = sample_to_wav(tmp_path / "run" / "model.keras", tmp_path / "g.wav", seconds=0.5)
     assert info["seconds"] == pytest.approx(0.5)
+
+
+def test_hoisted_input_with_jit_compile_trains(tmp_path, chord_wav):
+    config = load_config([], tiny_sets(epochs=2, hoist_input="true", jit_compile="on"))
+    assert config.hoist_input is True and config.jit_compile == "on"
+    result = train(chord_wav, tmp_path / "run", config, verbose=0, log=quiet)
+    test = result.summary["splits_mse"]["test"]
+    assert np.isfinite(test["model"]) and test["model"] < test["zero"]
+    from speechgen.model import load_model
+
+    assert load_model(tmp_path / "run" / "model.keras").hoist_input
