@@ -26,9 +26,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 
-def timed(fn, min_seconds=1.0):
+def timed(fn, min_seconds=1.0, warmup=True):
     """Run ``fn`` until at least ``min_seconds`` have passed; return seconds per call."""
-    fn()  # warm-up (tracing, XLA compilation)
+    if warmup:
+        fn()  # tracing, XLA compilation
     calls, started = 0, time.perf_counter()
     while True:
         fn()

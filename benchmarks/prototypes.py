@@ -1,6 +1,7 @@
 """Speed prototypes measured by benchmarks/suite.py (not used by speechgen itself).
 
-- :func:`hoisted_model`: a :class:`speechgen.model.SpeechRNN` whose first LSTM's input
+- :func:`hoisted_model` (the prototype of ``hoist_input``, now built into SpeechRNN):
+  a :class:`speechgen.model.SpeechRNN` whose first LSTM's input
   projection ``x @ W`` is computed for all ``batch x steps`` frames in one large
   matmul (a ``Dense`` before the recurrence) instead of one skinny ``(batch, window)``
   matmul per time step inside the Keras LSTM cell. Same maths, same weights
@@ -13,38 +14,10 @@
 
 import keras
 import numpy as np
-from keras import layers, ops
+from keras import layers
 
 from speechgen.generate import Generator
-
-
-class RecurrentOnlyLSTMCell(layers.Layer):
-    """An LSTM cell whose input projection (``x @ W``, 4 * units wide) is precomputed:
-    ``z = inputs + h @ U + b``; gates i, f, c, o as in ``keras.layers.LSTMCell``."""
-
-    def __init__(self, units, **kwargs):
-        super().__init__(**kwargs)
-        self.units = units
-        self.state_size = [units, units]
-        self.output_size = units
-
-    def build(self, input_shape):
-        u = self.units
-        self.recurrent_kernel = self.add_weight(
-            shape=(u, 4 * u), initializer="orthogonal", name="recurrent_kernel")
-        self.bias = self.add_weight(
-            shape=(4 * u,),
-            initializer=lambda shape, dtype=None: ops.concatenate(
-                [ops.zeros((u,)), ops.ones((u,)), ops.zeros((2 * u,))]),
-            name="bias")
-
-    def call(self, inputs, states, training=False):
-        h, c = states
-        z = inputs + ops.matmul(h, ops.cast(self.recurrent_kernel, h.dtype)) + ops.cast(self.bias, h.dtype)
-        i, f, g, o = ops.split(z, 4, axis=-1)
-        c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
-        h = ops.sigmoid(o) * ops.tanh(c)
-        return h, [h, c]
+from speechgen.model import RecurrentOnlyLSTMCell  # the cell speechgen's hoist_input uses
 
 
 def hoisted_model(window, hop, units, batch_size, output_activation="tanh"):

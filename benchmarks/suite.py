@@ -101,18 +101,10 @@ def peak_rss_mib():
 
 def best_time(fn, repeats=3, min_seconds=0.0):
     """Best seconds per call of ``fn`` over ``repeats`` (after one warm-up call)."""
+    from generation import timed
+
     fn()
-    best = float("inf")
-    for _ in range(repeats):
-        calls, started = 0, time.perf_counter()
-        while True:
-            fn()
-            calls += 1
-            elapsed = time.perf_counter() - started
-            if elapsed >= min_seconds:
-                break
-        best = min(best, elapsed / calls)
-    return best
+    return min(timed(fn, min_seconds, warmup=False) for _ in range(repeats))
 
 
 def write_wav(path, seconds, seed=0, rate=RATE):
