@@ -82,7 +82,7 @@ def main(ctx, debug):
 @click.option("--config", "configs", multiple=True, help="YAML config file or preset name (configs/NAME.yaml); repeatable.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override one config key; repeatable.")
 @click.option("--resume", "resume_run", type=click.Path(path_type=Path), help="Continue the run in this directory from its last checkpoint.")
-@click.option("--strategy", type=click.Choice(["none", "mirrored"]), default="none", show_default=True, help="mirrored: train on all local devices (GPUs, or logical CPUs); see docs/distributed.md.")
+@click.option("--strategy", type=click.Choice(["none", "mirrored", "multi-worker"]), default="none", show_default=True, help="mirrored: all local devices (GPUs, or logical CPUs); multi-worker: the hosts in TF_CONFIG. See docs/distributed.md.")
 @click.option("--tensorboard", is_flag=True, help="Write TensorBoard logs (scalars; generated audio at each new best model) to RUN/tensorboard.")
 @click.option("--force", is_flag=True, help="Overwrite the run files in an existing --out.")
 @click.option("--quiet", is_flag=True, help="One line per epoch instead of a progress bar.")
@@ -117,6 +117,12 @@ def train(data, out, configs, sets, resume_run, strategy, tensorboard, force, qu
         sys.exit(130)
     if result.stopped_by_nan:
         raise SpeechgenError(nan_message(result, out))
+    if strategy == "multi-worker":
+        from .distribute import chief_in_tf_config
+
+        if not chief_in_tf_config():
+            click.echo(f"worker finished; the chief worker writes the run to {out}")
+            return
     mse = result.summary["splits_mse"]
     if mse:
         from .evaluate import format_table

@@ -1,9 +1,12 @@
 """Training on several devices with TensorFlow's own distribution.
 
 ``mirrored`` uses ``tf.distribute.MirroredStrategy`` over the local devices (GPUs, or
-the logical CPUs when there is no GPU). Several machines (``MultiWorkerMirroredStrategy``)
-are not supported yet: Keras 3's ``fit`` fails under that strategy (see
-docs/distributed.md).
+the logical CPUs when there is no GPU). ``multi-worker`` uses
+``tf.distribute.MultiWorkerMirroredStrategy`` across the hosts named in ``TF_CONFIG``;
+Keras 3's ``fit`` needs two workarounds under it, which live in
+``SpeechRNN`` (see :func:`in_multi_worker_mode` and docs/distributed.md). Only the chief
+worker writes the run directory; the others write into a throwaway folder
+(:func:`is_chief`).
 
 Truncated BPTT needs every replica to keep the LSTM state of its own streams. Keras
 stateful layers built with the *global* batch size fail under a strategy (the state's
@@ -18,13 +21,69 @@ utterance) are sent to the replica holding that row (:func:`reset_rows`).
 
 from .errors import UsageError
 
-STRATEGIES = ("none", "mirrored")
+import json
+import os
+
+STRATEGIES = ("none", "mirrored", "multi-worker")
+
+
+def cluster_spec():
+    """``(task_type, task_index, n_workers)`` from ``TF_CONFIG``, checked.
+
+    Raises:
+        UsageError: TF_CONFIG missing, not JSON, or not naming this task in its cluster.
+    """
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        raise UsageError("--strategy multi-worker: set TF_CONFIG to name the cluster and this worker "
+                         "(see docs/distributed.md)")
+    try:
+        spec = json.loads(raw)
+        cluster, task = spec["cluster"], spec["task"]
+        task_type, index = task["type"], int(task["index"])
+        hosts = cluster[task_type]
+        if not isinstance(hosts, list) or not 0 <= index < len(hosts):
+            raise ValueError
+        workers = sum(len(cluster.get(k, [])) for k in ("chief", "worker"))
+    except (ValueError, KeyError, TypeError):
+        raise UsageError('TF_CONFIG: expected {"cluster": {"worker": ["host:port", ...]}, '
+                         '"task": {"type": "worker", "index": N}} naming this task') from None
+    return task_type, index, workers
+
+
+def is_chief(strategy):
+    """Whether this process writes the run: always, except the non-chief workers of a
+    multi-worker cluster (the chief is task ``chief``, or ``worker`` 0 without one)."""
+    return not in_multi_worker_mode(strategy) or chief_in_tf_config()
+
+
+def chief_in_tf_config():
+    """Whether ``TF_CONFIG`` names this process the chief of its cluster."""
+    task_type, index, _ = cluster_spec()
+    has_chief = "chief" in json.loads(os.environ["TF_CONFIG"])["cluster"]
+    return task_type == "chief" or (task_type == "worker" and index == 0 and not has_chief)
+
+
+def in_multi_worker_mode(strategy):
+    """True under a MultiWorkerMirroredStrategy spanning more than one worker."""
+    if strategy is None:
+        return False
+    import tensorflow as tf
+
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
 
 
 def make_strategy(name):
     """The ``tf.distribute`` strategy for ``name`` (None for ``none``)."""
     if name in (None, "none"):
         return None
+    if name == "multi-worker":
+        cluster_spec()  # a one-line error for a bad TF_CONFIG, before TensorFlow starts on it
+        import tensorflow as tf
+
+        # Collectives over gRPC between the workers; each worker's local GPUs (or its CPU)
+        # are its replicas.
+        return tf.distribute.MultiWorkerMirroredStrategy()
     import tensorflow as tf
 
     if name == "mirrored":
@@ -63,4 +122,9 @@ def reset_rows(model, fresh):
         return tf.constant(fresh[r * per : (r + 1) * per])
 
     masks = strategy.experimental_distribute_values_from_function(local_mask)
-    strategy.run(model.reset_rnn_rows, args=(masks,))
+    # In a tf.function: across workers an eager strategy.run is slow (and warns).
+    step = getattr(model, "_reset_rows_step", None)
+    if step is None:
+        step = tf.function(lambda m: strategy.run(model.reset_rnn_rows, args=(m,)))
+        object.__setattr__(model, "_reset_rows_step", step)  # not a Keras-tracked attribute
+    step(masks)

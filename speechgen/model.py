@@ -315,7 +315,44 @@ class SpeechRNN(keras.Model):
         if self.scheduled_sampling:
             x, y = data[0], data[1]
             data = (self.mix_with_own_predictions(x, self.sampling_p), y, *data[2:])
-        return super().train_step(data)
+        return self._for_multi_worker(super().train_step(data))
+
+    def test_step(self, data):
+        return self._for_multi_worker(super().test_step(data))
+
+    # --- Keras 3 fit under tf.distribute.MultiWorkerMirroredStrategy (TensorFlow only) ---
+
+    def _multi_worker(self):
+        from .distribute import in_multi_worker_mode
+
+        return in_multi_worker_mode(getattr(self, "_distribute_strategy", None))
+
+    def _for_multi_worker(self, logs):
+        """Across workers Keras reduces each step's logs with ``MEAN`` over ``axis=0``,
+        which a scalar does not have; give every log one axis of length 1 there."""
+        if not self._multi_worker():
+            return logs
+        return {k: keras.ops.reshape(v, (1,)) for k, v in logs.items()}
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # keras-team/keras#20585: before fitting, Keras averages the first distributed
+        # batch over replicas *eagerly*, which MultiWorkerMirroredStrategy cannot do
+        # outside a tf.function. Only its shapes matter, so build from this worker's own
+        # first replica batch instead.
+        if not self._multi_worker() or iterator is None:
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        import tensorflow as tf
+
+        strategy = self._distribute_strategy
+        for _, _, it in iterator:
+            data_batch = keras.tree.map_structure(
+                lambda v: strategy.experimental_local_results(v)[0]
+                if isinstance(v, tf.distribute.DistributedValues) else v,
+                next(it),
+            )
+            break
+        with strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
 
     def get_config(self):
         return {

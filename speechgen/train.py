@@ -100,14 +100,14 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=(), st
         verbose: Keras progress (1 = a bar per epoch, 2 = a line per epoch, 0 = none).
         log: where progress lines go.
         callbacks: extra Keras callbacks (run after speechgen's own).
-        strategy: ``none`` or ``mirrored`` (speechgen.distribute).
+        strategy: ``none``, ``mirrored`` or ``multi-worker`` (speechgen.distribute).
         tensorboard: also write TensorBoard logs to ``out/tensorboard``.
     Returns:
         :class:`RunResult`.
     Raises:
         SpeechgenError: bad data, data too short for the config, unwritable output.
     """
-    from .distribute import make_strategy, per_replica_batch
+    from .distribute import is_chief, make_strategy, per_replica_batch
 
     # Validate everything that can fail before creating anything on disk.
     corpus = load_corpus(data, config.split, config.seed)
@@ -121,6 +121,11 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=(), st
     strategy = make_strategy(strategy)
     rows_per_replica = per_replica_batch(config.batch_size, strategy)
     datasets = _datasets(corpus, normaliser, config, phones)
+    if not is_chief(strategy):
+        with _scope(strategy):
+            model = _new_model(corpus, normaliser, phones, config, rows_per_replica)
+        with _worker_dir() as scratch:
+            return _fit(model, corpus, config, Path(scratch), datasets, [], verbose, log, callbacks)
     fresh = not Path(out).exists()
     out = prepare_run_dir(out, force)
     try:
@@ -139,6 +144,17 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=(), st
         # can simply be run again (with a lower learning rate, say).
         _discard_unfinished(out, fresh)
     return result
+
+
+def _worker_dir():
+    """A throwaway run directory for a non-chief worker of a multi-worker cluster.
+
+    Every worker runs the same callbacks (checkpoints, history), which would race on a
+    shared file system; only the chief's run directory is kept.
+    """
+    import tempfile
+
+    return tempfile.TemporaryDirectory(prefix="speechgen-worker-")
 
 
 def _remove_run_files(out):
@@ -195,7 +211,7 @@ def resume(run, sets=(), verbose=1, log=print, callbacks=(), strategy="none", te
     Raises:
         SpeechgenError: no checkpoint or history, a broken checkpoint, data gone.
     """
-    from .distribute import make_strategy, per_replica_batch
+    from .distribute import is_chief, make_strategy, per_replica_batch
     from .model import load_model
 
     run = Path(run)
@@ -209,6 +225,7 @@ def resume(run, sets=(), verbose=1, log=print, callbacks=(), strategy="none", te
         )
     config = load_config([run / "config.yaml"], sets)
     strategy = make_strategy(strategy)
+    chief = is_chief(strategy)
     rows_per_replica = per_replica_batch(config.batch_size, strategy)
     with _scope(strategy):
         model = load_model(checkpoint, compile=True)
@@ -249,8 +266,11 @@ def resume(run, sets=(), verbose=1, log=print, callbacks=(), strategy="none", te
     normaliser = Normaliser.from_dict(model.normaliser)
     datasets = _datasets(corpus, normaliser, config, _phones_for(config, model=model))
     model.train_config = {**saved, **config.to_dict()}
-    write_text(run / "config.yaml", dump_config(config))
     log(f"resuming {run} at epoch {len(rows) + 1} of {config.epochs}")
+    if not chief:
+        with _worker_dir() as scratch:
+            return _fit(model, corpus, config, Path(scratch), datasets, rows, verbose, log, callbacks)
+    write_text(run / "config.yaml", dump_config(config))
     callbacks = [*callbacks, *_tensorboard(tensorboard, run, corpus, normaliser, config)]
     return _fit(model, corpus, config, run, datasets, rows, verbose, log, callbacks)
 
