@@ -124,6 +124,7 @@ class RunRecorder(keras.callbacks.Callback):
             # The drift schedules' values this epoch (speechgen.schedules).
             "sampling_p": float(self.schedules.values.get("sampling_p", 0.0)) if self.schedules else 0.0,
             "input_noise": float(self.schedules.values.get("input_noise", 0.0)) if self.schedules else 0.0,
+            "learning_rate": self._learning_rate(),
         }
         self.rows.append(row)
         self.write_history()
@@ -145,6 +146,13 @@ class RunRecorder(keras.callbacks.Callback):
         if self.should_stop():
             self.model.stop_training = True
 
+    def _learning_rate(self):
+        """The optimizer's learning rate after this epoch's last step (NaN if unknown)."""
+        try:
+            return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        except (AttributeError, TypeError, ValueError):
+            return math.nan
+
     def save(self, path, include_optimizer):
         with atomic_path(path) as tmp:
             if include_optimizer:
@@ -157,10 +165,10 @@ class RunRecorder(keras.callbacks.Callback):
                 copy.save(tmp)
 
     def write_history(self):
-        lines = ["epoch,loss,val_loss,seconds,sampling_p,input_noise"]
+        lines = ["epoch,loss,val_loss,seconds,sampling_p,input_noise,learning_rate"]
         lines += [
             f"{r['epoch']},{r['loss']:.8g},{r['val_loss']:.8g},{r['seconds']:.3f},"
-            f"{r.get('sampling_p', 0.0):.6g},{r.get('input_noise', 0.0):.6g}"
+            f"{r.get('sampling_p', 0.0):.6g},{r.get('input_noise', 0.0):.6g},{r.get('learning_rate', math.nan):.6g}"
             for r in self.rows
         ]
         write_text(self.run_dir / "history.csv", "\n".join(lines) + "\n")

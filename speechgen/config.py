@@ -53,6 +53,8 @@ class Config:
     # Optimisation.
     optimizer: str = "adam"
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"  # constant | cosine (decays to lr_final x learning_rate over epochs)
+    lr_final: float = 0.1  # cosine: the final learning rate, as a fraction of learning_rate
     clipnorm: float = 1.0  # gradient clipping by global norm; 0 disables
     epochs: int = 100
     patience: int = 10  # early stopping on val_loss
@@ -78,6 +80,7 @@ CHOICES = {
     "mixed_precision": ("none", "mixed_float16", "mixed_bfloat16"),
     "sampling_schedule": ("linear", "inverse_sigmoid"),
     "jit_compile": ("auto", "on", "off"),
+    "lr_schedule": ("constant", "cosine"),
 }
 
 
@@ -206,6 +209,8 @@ def validate(config):
         raise UsageError(f"config: seed must be below 2**32, got {config.seed}")
     if config.learning_rate <= 0:
         raise UsageError(f"config: learning_rate must be positive, got {config.learning_rate}")
+    if not 0 <= config.lr_final <= 1:
+        raise UsageError(f"config: lr_final must be in [0, 1] (a fraction of learning_rate), got {config.lr_final}")
     for key, choices in CHOICES.items():
         if getattr(config, key) not in choices:
             raise UsageError(

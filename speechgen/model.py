@@ -387,6 +387,30 @@ class SpeechRNN(keras.Model):
             raise SpeechgenError(_newer_message(version))
         return cls(**config)
 
+    # --- random-number state in checkpoints, so a resumed run draws what it would have ---
+
+    def _rng_states(self):
+        """The state variables of every seed generator (dropout, input noise,
+        scheduled sampling) in a fixed order. Keras saves none of them."""
+        layers_ = [l for l in self._flatten_layers(include_self=False)]
+        generators = [g for l in layers_ for g in getattr(l, "_seed_generators", [])]
+        return [g.state for g in [*generators, self._sampling_seed]]
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        for i, state in enumerate(self._rng_states()):
+            store[f"rng_{i}"] = keras.ops.convert_to_numpy(state)
+
+    def load_own_variables(self, store):
+        rng = {k: store[k] for k in store.keys() if k.startswith("rng_")}
+        own = self._trainable_variables + self._non_trainable_variables
+        for i, v in enumerate(own):
+            v.assign(store[f"{i}"])
+        states = self._rng_states()
+        if len(rng) == len(states):  # else a file saved without them: keep fresh seeds
+            for i, v in enumerate(states):
+                v.assign(rng[f"rng_{i}"])
+
     def reset_rnn_states(self):
         """Zero the state of every LSTM (not of other layers: see docs/design.md)."""
         for layer in self.layers:
@@ -445,9 +469,21 @@ def build_model(config, sample_rate, normaliser, data, batch_size=None, phones=N
     )
 
 
-def make_optimizer(config):
-    """The optimizer named in the config, with gradient clipping by global norm."""
-    kwargs = {"learning_rate": config.learning_rate}
+def make_optimizer(config, steps_per_epoch=1):
+    """The optimizer named in the config, with gradient clipping by global norm.
+
+    With ``lr_schedule: cosine`` the learning rate follows a cosine from
+    ``learning_rate`` down to ``lr_final x learning_rate`` over ``epochs x
+    steps_per_epoch`` optimizer steps. The schedule is part of the optimizer and is
+    driven by its step count, so a resumed run (whose checkpoint holds both) continues
+    it exactly; its length is fixed when the run starts.
+    """
+    lr = config.learning_rate
+    if config.lr_schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(
+            lr, decay_steps=max(1, config.epochs * steps_per_epoch), alpha=config.lr_final
+        )
+    kwargs = {"learning_rate": lr}
     if config.clipnorm:
         kwargs["global_clipnorm"] = config.clipnorm
     cls = {

@@ -121,16 +121,17 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=(), st
     strategy = make_strategy(strategy)
     rows_per_replica = per_replica_batch(config.batch_size, strategy)
     datasets = _datasets(corpus, normaliser, config, phones)
+    steps = _steps_per_epoch(datasets, config)
     if not is_chief(strategy):
         with _scope(strategy):
-            model = _new_model(corpus, normaliser, phones, config, rows_per_replica)
+            model = _new_model(corpus, normaliser, phones, config, rows_per_replica, steps)
         with _worker_dir() as scratch:
             return _fit(model, corpus, config, Path(scratch), datasets, [], verbose, log, callbacks)
     fresh = not Path(out).exists()
     out = prepare_run_dir(out, force)
     try:
         with _scope(strategy):
-            model = _new_model(corpus, normaliser, phones, config, rows_per_replica)
+            model = _new_model(corpus, normaliser, phones, config, rows_per_replica, steps)
         write_text(out / "config.yaml", dump_config(config))
         for note in corpus.notes:
             log(f"note: {note}")
@@ -184,7 +185,13 @@ def _discard_unfinished(out, fresh):
             pass
 
 
-def _new_model(corpus, normaliser, phones, config, rows_per_replica):
+def _steps_per_epoch(datasets, config):
+    """Training batches per epoch (the plan's, capped by ``max_batches``)."""
+    n = datasets[0][1].n_batches
+    return min(n, config.max_batches or n)
+
+
+def _new_model(corpus, normaliser, phones, config, rows_per_replica, steps_per_epoch):
     """A compiled model; under a strategy, each replica holds ``rows_per_replica`` rows."""
     from .model import build_model, make_optimizer
 
@@ -196,7 +203,7 @@ def _new_model(corpus, normaliser, phones, config, rows_per_replica):
     # The loss includes any L2 penalty; the "mse" metric is the pure error that
     # --temperature scales its noise by.
     jit = {"on": {"jit_compile": True}, "off": {"jit_compile": False}}.get(config.jit_compile, {})
-    model.compile(optimizer=make_optimizer(config), loss="mse", metrics=["mse"], **jit)
+    model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss="mse", metrics=["mse"], **jit)
     return model
 
 
@@ -297,7 +304,8 @@ def read_history(path):
                 {"epoch": int(r["epoch"]), "loss": float(r["loss"]),
                  "val_loss": float(r["val_loss"]), "seconds": float(r["seconds"]),
                  "sampling_p": float(r.get("sampling_p") or 0.0),
-                 "input_noise": float(r.get("input_noise") or 0.0)}
+                 "input_noise": float(r.get("input_noise") or 0.0),
+                 "learning_rate": float(r.get("learning_rate") or "nan")}
                 for r in csv.DictReader(f)
             ]
     except FileNotFoundError:
@@ -318,7 +326,7 @@ def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks):
     from .plots import plot_curves
 
     (train_ds, train_plan), (valid_ds, valid_plan) = datasets
-    n_batches = min(train_plan.n_batches, config.max_batches or train_plan.n_batches)
+    n_batches = _steps_per_epoch(datasets, config)
     inventory = model.phones
     log(
         f"training on {corpus.source}: {corpus.seconds('train'):.1f} s train, "

@@ -122,10 +122,47 @@ def test_resume_of_an_early_stopped_run_says_how_to_go_on(tmp_path):
     rows = read_history(run / "history.csv")
     # Make the history say "no improvement since epoch 1" (as an early stop leaves it).
     (run / "history.csv").write_text(
-        "epoch,loss,val_loss,seconds,sampling_p,input_noise\n"
-        + "".join(f"{i},{rows[0]['loss']},{0.1 * i},1.0,0,0\n" for i in (1, 2, 3))
+        "epoch,loss,val_loss,seconds,sampling_p,input_noise,learning_rate\n"
+        + "".join(f"{i},{rows[0]['loss']},{0.1 * i},1.0,0,0,0.01\n" for i in (1, 2, 3))
     )
     assert RunRecorder(run, rows=read_history(run / "history.csv"), patience=1).should_stop()
     r = CliRunner().invoke(main, ["train", "--resume", str(run), "--set", "epochs=10"])
     assert r.exit_code == 1 and "stopped early at epoch 3 (best epoch 1)" in r.output
     assert "patience=3" in r.output
+
+
+def test_resume_restores_random_state_and_the_learning_rate_schedule(data, tmp_path):
+    """With dropout, input noise and scheduled sampling drawing random numbers, and a
+    cosine learning rate, a run stopped after epoch 2 and resumed equals the same run
+    uninterrupted, to float precision."""
+    import keras
+
+    from speechgen.config import load_config
+    from speechgen.train import train
+
+    randomised = tiny_sets(epochs=4, patience=0, dropout=0.2, input_noise=0.05, input_dropout=0.1,
+                           scheduled_sampling=0.5, schedule_epochs=3, lr_schedule="cosine", lr_final=0.1)
+    config = load_config([], randomised)
+    full = tmp_path / "full"
+    train(data, full, config, verbose=0, log=lambda *a: None)
+
+    class CtrlCAtEpoch3(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    part = tmp_path / "part"
+    stopped = train(data, part, config, verbose=0, log=lambda *a: None, callbacks=[CtrlCAtEpoch3()])
+    assert stopped.interrupted and len(history(part)) == 2
+    resumed = CliRunner().invoke(main, ["train", "--resume", str(part), "--quiet"])
+    assert resumed.exit_code == 0, resumed.output
+    np.testing.assert_allclose([r[1:] for r in history(part)], [r[1:] for r in history(full)], rtol=1e-6)
+    lr = lr_column(full)
+    np.testing.assert_allclose(lr_column(part), lr, rtol=1e-6)
+    assert lr == sorted(lr, reverse=True) and lr[0] < 0.01  # decaying from learning_rate 0.01 ...
+    np.testing.assert_allclose(lr[-1], 0.01 * 0.1, rtol=1e-4)  # ... to lr_final x learning_rate
+
+
+def lr_column(run):
+    with open(run / "history.csv") as f:
+        return [float(r["learning_rate"]) for r in csv.DictReader(f)]
