@@ -48,10 +48,23 @@ def second_features(x, rate, nfft=1024):
 
 @dataclass
 class Ranges:
-    """The training audio's normal range: 1st and 99th percentiles of each feature."""
+    """The training audio's normal range: 1st and 99th percentiles of each feature.
+
+    ``seconds`` optionally keeps the training seconds' features (``{"rms": array,
+    "flatness": array}``), so generated audio can be placed within them
+    (:meth:`percentile`), not only inside or outside.
+    """
 
     rms: tuple
     flatness: tuple
+    seconds: dict = None
+
+    def percentile(self, key, value):
+        """Percent of training seconds whose ``key`` feature is below ``value``."""
+        return float(100.0 * np.mean(self.seconds[key] < value))
+
+    def median(self, key):
+        return float(np.median(self.seconds[key]))
 
     def outside(self, rms, flatness):
         """Bool per second: either feature is out of range."""
@@ -81,6 +94,7 @@ def training_ranges(pieces, rate, low=1.0, high=99.0):
     return Ranges(
         (float(np.percentile(rms, low)), float(np.percentile(rms, high))),
         (float(np.percentile(flat, low)), float(np.percentile(flat, high))),
+        {"rms": rms, "flatness": flat},
     )
 
 
@@ -126,7 +140,10 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=0.0, seed=
         dict: ``horizons`` {name: MSE against the true continuation, normalised units,
         over the primes that have that much true audio after them}, ``stable_seconds``
         (per prime), ``ranges`` (training), ``features`` (per prime: rms, flatness
-        lists), ``real_features`` (of the first prime's true continuation), ``seconds``.
+        lists), ``real_features`` (of the first prime's true continuation), ``seconds``,
+        and ``typical``: the median per-second RMS and flatness of each stream and of
+        the training audio, with the training percentile each stream's median sits at
+        (a stream can be inside the range yet sit at its noisy edge).
     """
     from .corpus import Normaliser
     from .errors import SpeechgenError
@@ -173,6 +190,13 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=0.0, seed=
         rms, flat = second_features(normaliser.invert(y), rate)
         features.append({"rms": rms.tolist(), "flatness": flat.tolist()})
         stable.append(stable_seconds(ranges.outside(rms, flat), run))
+    typical = {"training": {k: ranges.median(k) for k in ("rms", "flatness")}, "streams": []}
+    for f in features:
+        medians = {k: float(np.median(f[k])) if f[k] else None for k in ("rms", "flatness")}
+        typical["streams"].append({
+            **medians,
+            **{f"{k}_percentile": None if v is None else ranges.percentile(k, v) for k, v in medians.items()},
+        })
     piece, offset = chosen[0]
     real = piece.read(offset + prime_len, min(len(piece), offset + prime_len + n_samples))
     real_rms, real_flat = second_features(real, rate)
@@ -185,6 +209,7 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=0.0, seed=
         "ranges": ranges.to_dict(),
         "features": features,
         "real_features": {"rms": real_rms.tolist(), "flatness": real_flat.tolist()},
+        "typical": typical,
     }
 
 
@@ -225,4 +250,13 @@ def format_report(report):
     s = report["stable_seconds"]
     lines.append(f"stable seconds per prime: {', '.join(str(v) for v in s)} (min {min(s)}, mean {np.mean(s):.1f}, "
                  f"of {report['seconds']:.0f})")
+    typical = report.get("typical")
+    if typical and typical["streams"] and typical["streams"][0]["rms"] is not None:
+        for key, unit in (("rms", "RMS"), ("flatness", "flatness")):
+            streams = typical["streams"]
+            lines.append(
+                f"median per-second {unit}: training {typical['training'][key]:.4g}; generated "
+                + ", ".join(f"{s[key]:.4g} (p{s[key + '_percentile']:.0f})" for s in streams)
+                + " (pN: the training percentile it sits at)"
+            )
     return "\n".join(lines)
