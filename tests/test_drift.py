@@ -93,3 +93,61 @@ def test_real_music_passes_its_own_range():
     # Real held-out music stays in range apart from isolated seconds (no 3 in a row).
     assert stable_seconds(ranges.outside(rms, flat)) == len(rms)
     assert isinstance(ranges, Ranges)
+
+
+def test_percentile_places_values_within_the_training_seconds(ranges):
+    # music_like's seconds: the median sits at the 50th percentile, the range ends near 1 and 99.
+    assert ranges.percentile("rms", ranges.median("rms")) == pytest.approx(50, abs=3)
+    assert ranges.percentile("flatness", ranges.flatness[1]) == pytest.approx(99, abs=2)
+    assert ranges.percentile("rms", 0.0) == 0 and ranges.percentile("rms", 1e9) == 100
+
+
+def resonances(seconds, seed=0):
+    """Noise-driven resonances, each second with a new centre frequency, sharpness and
+    loudness: audio that a next-sample predictor plus noise can reproduce."""
+    from scipy.signal import lfilter
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(seconds):
+        pole, freq = rng.uniform(0.85, 0.97), rng.uniform(200.0, 800.0)
+        drive = rng.normal(size=RATE) * rng.uniform(0.5, 1.5)
+        out.append(lfilter([1.0], [1.0, -2 * pole * np.cos(2 * np.pi * freq / RATE), pole * pole], drive))
+    x = np.concatenate(out)
+    return 0.3 * x / np.abs(x).max()
+
+
+def test_the_recipe_sample_level_with_temperature_stays_in_range(tmp_path):
+    """The drift recipe's mechanism (configs/music-sample.yaml, docs/drift.md), small:
+    a sample-level model generating deterministically decays to silence, while with
+    temperature 1 every one of 20 s stays inside the training range, near the middle
+    of it (which needs the noise scaled right: temperature x validation RMSE)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from conftest import write_pcm16
+    from speechgen.cli import main
+
+    wav = write_pcm16(tmp_path / "resonances.wav", RATE, resonances(60, seed=5))
+    run = tmp_path / "run"
+    sets = ["window=16", "hop=1", "seq_len=50", "batch_size=32", "units=[32]", "output_activation=linear",
+            "learning_rate=0.01", "epochs=3", "patience=0", "max_batches=150"]
+    r = CliRunner().invoke(main, ["train", str(wav), "--out", str(run), "--quiet",
+                                  *[x for s in sets for x in ("--set", s)]])
+    assert r.exit_code == 0, r.output
+
+    def drift(temperature, seconds=20):
+        r = CliRunner().invoke(main, ["evaluate", str(run / "model.keras"), "--free-running", "--seconds",
+                                      str(seconds), "--primes", "2", "--temperature", temperature, "--json"])
+        assert r.exit_code == 0, r.output
+        return json.loads(r.output)
+
+    assert drift("0")["stable_seconds"] == [0, 0]  # the mean prediction fades out
+    report = drift("1")
+    assert report["stable_seconds"] == [20, 20]
+    for stream in report["typical"]["streams"]:
+        assert 5 <= stream["rms_percentile"] <= 95 and 5 <= stream["flatness_percentile"] <= 95
+    text = CliRunner().invoke(main, ["evaluate", str(run / "model.keras"), "--free-running", "--seconds", "5",
+                                     "--primes", "1", "--temperature", "1"])
+    assert "median per-second flatness: training" in text.output and "(p" in text.output
