@@ -6,7 +6,10 @@
 - :class:`StopOnNaN`: a diverging run stops with a message and keeps the best model.
 - :class:`RunRecorder`: per-epoch history (loss, val_loss, seconds) in ``history.csv``,
   the best model in ``model.keras`` and the last one, with optimizer state, in
-  ``checkpoint.keras``; every file written atomically.
+  ``checkpoint.keras`` (also every ``checkpoint_batches`` batches within an epoch);
+  every file written atomically.
+- :class:`EndAfterEpoch`: ends ``fit`` after the epoch in progress (a resumed run
+  finishes a checkpointed epoch in a ``fit`` of its own).
 """
 
 import math
@@ -22,23 +25,38 @@ class ResetStates(keras.callbacks.Callback):
     """Zero LSTM states at every epoch start and before every validation pass, and the
     state of single rows where a new stream (utterance) starts mid-epoch.
 
+    A run resumed from a mid-epoch checkpoint starts its first epoch at batch
+    ``first_batch`` of the schedule: that epoch begins with the checkpoint's LSTM
+    state and metric accumulators (:meth:`SpeechRNN.restore_mid_epoch_state`) instead
+    of zeros, and its batch ``b`` is batch ``first_batch + b`` of the schedule.
+
     Args:
         train_fresh, valid_fresh: ``(n_batches, batch_size)`` bool arrays from the
             training and validation :class:`speechgen.pipeline.Schedule`, or None.
+        first_batch: where the first epoch starts (0, or the batches a mid-epoch
+            checkpoint had done).
     """
 
-    def __init__(self, train_fresh=None, valid_fresh=None):
+    def __init__(self, train_fresh=None, valid_fresh=None, first_batch=0):
         super().__init__()
         self.train_fresh, self.valid_fresh = train_fresh, valid_fresh
+        self.first_batch = first_batch
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.model.reset_rnn_states()
+        if self.first_batch:
+            # Keras has just reset the metrics; put back the checkpoint's.
+            self.model.restore_mid_epoch_state()
+        else:
+            self.model.reset_rnn_states()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.first_batch = 0  # later epochs start at batch 0
 
     def on_test_begin(self, logs=None):
         self.model.reset_rnn_states()
 
     def on_train_batch_begin(self, batch, logs=None):
-        self._rows(self.train_fresh, batch)
+        self._rows(self.train_fresh, self.first_batch + batch)
 
     def on_test_batch_begin(self, batch, logs=None):
         self._rows(self.valid_fresh, batch)
@@ -80,24 +98,43 @@ class RunRecorder(keras.callbacks.Callback):
     All of its state derives from the history rows, so a resumed run (given the rows
     of ``history.csv``) continues the same early-stopping count.
 
+    With ``checkpoint_batches`` N > 0 it also writes ``checkpoint.keras`` after every
+    N-th training batch of an epoch (counted from the epoch's start, the epoch's last
+    batch excepted: the epoch-end checkpoint follows). Such a mid-epoch checkpoint
+    records ``epochs_done`` (finished epochs), ``batches_done`` (batches of the next
+    epoch done) and ``epoch_seconds`` (that epoch's training time so far) in its
+    ``train_config``, and holds the LSTM state and metric accumulators as well.
+
     Args:
         run_dir: the run directory.
         monitor: the quantity that decides "best" (lower is better).
         rows: history of earlier epochs (resuming).
         patience: epochs without improvement before stopping (0: never stop early).
         schedules: the run's DriftSchedules, whose values each history row records.
+        checkpoint_batches: also checkpoint every this many batches (0: epoch ends only).
+        n_batches: training batches per epoch.
+        first_batch, seconds_before: resuming from a mid-epoch checkpoint, the batches
+            its epoch had done and the seconds they took (the first epoch's row adds
+            them).
     Attributes:
         rows: one dict per finished epoch (epoch from 1, loss, val_loss, seconds).
         best_epoch, best: epoch (from 1) and value of the best ``monitor`` so far.
+        checkpointed: ``(epochs_done, batches_done)`` of ``checkpoint.keras`` as it is
+            on disk (``(0, 0)``: none yet).
     """
 
-    def __init__(self, run_dir, monitor="val_loss", rows=(), patience=0, schedules=None):
+    def __init__(self, run_dir, monitor="val_loss", rows=(), patience=0, schedules=None,
+                 checkpoint_batches=0, n_batches=None, first_batch=0, seconds_before=0.0):
         super().__init__()
         self.schedules = schedules  # a speechgen.schedules.DriftSchedules, or None
         self.run_dir = Path(run_dir)
         self.monitor = monitor
         self.patience = patience
         self.rows = list(rows)
+        self.checkpoint_batches = checkpoint_batches
+        self.n_batches = n_batches
+        self.first_batch, self.seconds_before = first_batch, seconds_before
+        self.checkpointed = (len(self.rows), first_batch)
         self.best_epoch, self.best = None, math.inf
         for row in self.rows:
             value = row.get(monitor, math.nan)
@@ -111,11 +148,40 @@ class RunRecorder(keras.callbacks.Callback):
         return self.rows[-1]["epoch"] - self.best_epoch >= self.patience
 
     def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
         self._started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        every = self.checkpoint_batches
+        done = self.first_batch + batch + 1  # batches of this epoch done
+        if not every or done % every or (self.n_batches and done >= self.n_batches):
+            return
+        loss = (logs or {}).get("loss")
+        if self.model.stop_training or loss is None or not math.isfinite(float(loss)):
+            return  # never checkpoint a diverged model
+        self.save_mid_epoch(done)
+
+    def save_mid_epoch(self, done):
+        """Write ``checkpoint.keras`` after ``done`` batches of the epoch in progress."""
+        if not (self.run_dir / "history.csv").exists():
+            self.write_history()  # resume reads it (epoch 1: the header alone)
+        config = self.model.train_config or {}
+        seconds = self.seconds_before + time.perf_counter() - self._started
+        self.model.train_config = {
+            **config, "epochs_done": self._epoch, "batches_done": done, "epoch_seconds": seconds,
+        }
+        try:
+            with self.model.saving_mid_epoch():
+                self.save(self.run_dir / "checkpoint.keras", include_optimizer=True)
+        finally:
+            # Only the checkpoint records the position; model.keras files never do.
+            self.model.train_config = config
+        self.checkpointed = (self._epoch, done)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        seconds = time.perf_counter() - self._started
+        seconds = self.seconds_before + time.perf_counter() - self._started
+        self.first_batch, self.seconds_before = 0, 0.0  # later epochs run whole
         row = {
             "epoch": epoch + 1,
             "loss": float(logs.get("loss", math.nan)),
@@ -141,8 +207,10 @@ class RunRecorder(keras.callbacks.Callback):
             # The checkpoint is the commit point of an epoch: it records how many epochs
             # it holds, so a resume after a kill between the writes above and this one
             # trusts the checkpoint and drops the history rows written after it.
-            self.model.train_config = {**(self.model.train_config or {}), "epochs_done": epoch + 1}
+            config = {k: v for k, v in (self.model.train_config or {}).items() if k != "epoch_seconds"}
+            self.model.train_config = {**config, "epochs_done": epoch + 1, "batches_done": 0}
             self.save(self.run_dir / "checkpoint.keras", include_optimizer=True)
+            self.checkpointed = (epoch + 1, 0)
         if self.should_stop():
             self.model.stop_training = True
 
@@ -172,3 +240,10 @@ class RunRecorder(keras.callbacks.Callback):
             for r in self.rows
         ]
         write_text(self.run_dir / "history.csv", "\n".join(lines) + "\n")
+
+
+class EndAfterEpoch(keras.callbacks.Callback):
+    """End ``fit`` after the epoch in progress (its validation and callbacks done)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.stop_training = True

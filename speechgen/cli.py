@@ -89,8 +89,9 @@ def main(ctx, debug):
 def train(data, out, configs, sets, resume_run, strategy, tensorboard, force, quiet):
     """Train a model on DATA (a WAV/SPHERE file or a corpus folder) into --out.
 
-    With --resume RUN, continue RUN from its last finished epoch instead (DATA, --out
-    and --config come from the run; --set may change e.g. epochs).
+    With --resume RUN, continue RUN from its last checkpoint instead (the last finished
+    epoch, or a batch within the next with checkpoint_batches; DATA, --out and --config
+    come from the run; --set may change e.g. epochs).
     """
     if resume_run is not None:
         if data is not None or out is not None or configs or force:

@@ -59,6 +59,7 @@ class Config:
     epochs: int = 100
     patience: int = 10  # early stopping on val_loss
     max_batches: int = 0  # cap batches per epoch (0: the whole split)
+    checkpoint_batches: int = 0  # also checkpoint every N training batches within an epoch (0: epoch ends only)
     mixed_precision: str = "none"  # none | mixed_float16 (GPU) | mixed_bfloat16 (CPUs with bf16)
     # compute the first LSTM layer's input projection for the whole chunk in one matmul
     # (faster on CPU; the first layer then does not use cuDNN on GPU)
@@ -196,7 +197,8 @@ def validate(config):
     for key in ("dropout", "input_dropout"):
         if not 0 <= getattr(config, key) < 1:
             raise UsageError(f"config: {key} must be in [0, 1), got {getattr(config, key)}")
-    for key in ("input_noise", "l2", "clipnorm", "patience", "phone_embedding", "max_batches", "seed"):
+    for key in ("input_noise", "l2", "clipnorm", "patience", "phone_embedding", "max_batches", "checkpoint_batches",
+                "seed"):
         if getattr(config, key) < 0:
             raise UsageError(f"config: {key} must not be negative, got {getattr(config, key)}")
     if not 0 <= config.scheduled_sampling <= 1:

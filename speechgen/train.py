@@ -1,11 +1,13 @@
 """Training: data -> model -> fit with TBPTT callbacks -> a complete run directory.
 
 A run directory (docs/design.md) holds ``model.keras`` (best by val_loss,
-self-contained), ``checkpoint.keras`` (last finished epoch, with optimizer state),
+self-contained), ``checkpoint.keras`` (last finished epoch, or a position within the
+next with ``checkpoint_batches``; with optimizer state),
 ``config.yaml`` (resolved), ``history.csv``, ``curves.png`` and ``summary.json``.
 ``resume`` continues a run from ``checkpoint.keras`` at the epoch after the last
-finished one; the run state (history, best epoch, early-stopping counter) is rebuilt
-from ``history.csv``, so nothing but those files is needed.
+finished one, or, from a mid-epoch checkpoint (``checkpoint_batches``), at the batch
+where it was saved; the run state (history, best epoch, early-stopping counter) is
+rebuilt from ``history.csv``, so nothing but those files is needed.
 """
 
 import csv
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from .config import dump_config, load_config
 from .corpus import Normaliser, load_corpus, reopen_corpus
-from .errors import SpeechgenError
+from .errors import SpeechgenError, UsageError
 from .files import write_text
 
 RUN_FILES = ("model.keras", "checkpoint.keras", "config.yaml", "history.csv", "curves.png", "summary.json")
@@ -28,8 +30,8 @@ RUN_FOLDERS = ("tensorboard",)
 class RunResult:
     """What a finished run reports (also written to ``summary.json``).
 
-    ``interrupted`` is True when Ctrl-C stopped it (the last finished epoch is
-    checkpointed).
+    ``interrupted`` is True when Ctrl-C stopped it (the last finished epoch, or the
+    last mid-epoch checkpoint, is kept).
     """
 
     summary: dict
@@ -110,6 +112,7 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=(), st
     from .distribute import is_chief, make_strategy, per_replica_batch
 
     # Validate everything that can fail before creating anything on disk.
+    _check_mid_epoch_strategy(config, strategy)
     corpus = load_corpus(data, config.split, config.seed)
     if config.phones != "none" and corpus.layout == "file":
         raise SpeechgenError(
@@ -147,6 +150,16 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=(), st
     return result
 
 
+def _check_mid_epoch_strategy(config, strategy):
+    """Mid-epoch checkpoints are for one process on one device: under a strategy each
+    replica holds its own rows' LSTM state, which a checkpoint does not gather."""
+    if strategy not in (None, "none") and config.checkpoint_batches:
+        raise UsageError(
+            f"--set checkpoint_batches={config.checkpoint_batches}: mid-epoch checkpoints need --strategy none; "
+            "use checkpoint_batches=0 with --strategy " + str(strategy)
+        )
+
+
 def _worker_dir():
     """A throwaway run directory for a non-chief worker of a multi-worker cluster.
 
@@ -176,13 +189,19 @@ def _discard_unfinished(out, fresh):
     if (out / "checkpoint.keras").exists():
         return
     _remove_run_files(out)
-    for tmp in out.glob(".*.tmp-*"):
-        tmp.unlink(missing_ok=True)
+    _remove_temporaries(out)
     if fresh:
         try:
             out.rmdir()
         except OSError:
             pass
+
+
+def _remove_temporaries(out):
+    """Remove the temporaries of writes that never finished (a run killed while
+    saving); the files they were to replace are intact (speechgen.files)."""
+    for tmp in out.glob(".*.tmp-*"):
+        tmp.unlink(missing_ok=True)
 
 
 def _steps_per_epoch(datasets, config):
@@ -231,6 +250,7 @@ def resume(run, sets=(), verbose=1, log=print, callbacks=(), strategy="none", te
             "start it again with --force"
         )
     config = load_config([run / "config.yaml"], sets)
+    _check_mid_epoch_strategy(config, strategy)
     strategy = make_strategy(strategy)
     chief = is_chief(strategy)
     rows_per_replica = per_replica_batch(config.batch_size, strategy)
@@ -243,7 +263,7 @@ def resume(run, sets=(), verbose=1, log=print, callbacks=(), strategy="none", te
         )
     # Only these apply to a resumed run; the rest is baked into the checkpoint's model
     # and optimizer (or the data split), so changing them would be silently ignored.
-    resumable = ("epochs", "patience", "max_batches")
+    resumable = ("epochs", "patience", "max_batches", "checkpoint_batches")
     saved = model.train_config or {}
     changed = [k for k, v in config.to_dict().items() if k not in resumable and k in saved and saved[k] != v]
     if changed:
@@ -251,8 +271,16 @@ def resume(run, sets=(), verbose=1, log=print, callbacks=(), strategy="none", te
             f"--set {changed[0]}: cannot change {changed[0]} when resuming (only {', '.join(resumable)} "
             "can); start a new run"
         )
-    rows = read_history(run / "history.csv")
-    done = saved.get("epochs_done", len(rows))
+    done = saved.get("epochs_done")
+    position = int(saved.get("batches_done") or 0)  # batches of epoch done + 1 (mid-epoch checkpoint)
+    if position and strategy is not None:
+        raise UsageError(
+            f"{run}: the checkpoint was saved in the middle of epoch {done + 1}; resume it with --strategy none"
+        )
+    history_file = run / "history.csv"
+    # A checkpoint from the middle of epoch 1 may precede the first history.csv.
+    rows = [] if done == 0 and not history_file.exists() else read_history(history_file)
+    done = len(rows) if done is None else done
     if len(rows) < done:
         raise SpeechgenError(f"{run / 'history.csv'}: shorter than the checkpoint's {done} epochs; damaged run")
     rows = rows[:done]  # rows written after the last checkpoint are redone
@@ -272,14 +300,33 @@ def resume(run, sets=(), verbose=1, log=print, callbacks=(), strategy="none", te
     corpus = reopen_corpus(saved)
     normaliser = Normaliser.from_dict(model.normaliser)
     datasets = _datasets(corpus, normaliser, config, _phones_for(config, model=model))
-    model.train_config = {**saved, **config.to_dict()}
-    log(f"resuming {run} at epoch {len(rows) + 1} of {config.epochs}")
+    steps = _steps_per_epoch(datasets, config)
+    partial = None
+    where = ""
+    if position:
+        if position >= steps:
+            raise SpeechgenError(
+                f"{run}: the checkpoint is after batch {position} of epoch {done + 1}, but max_batches="
+                f"{config.max_batches} leaves {steps} batches per epoch; resume with max_batches=0 or above {position}"
+            )
+        if getattr(model, "_mid_epoch_state", None) is None:
+            raise SpeechgenError(
+                f"{checkpoint}: records batch {position} of epoch {done + 1} but holds no LSTM state; "
+                "damaged checkpoint"
+            )
+        partial = {"batches_done": position, "seconds": float(saved.get("epoch_seconds") or 0.0)}
+        where = f", after batch {position} of {steps}"
+    # The position belongs to the checkpoint file alone; later saves set their own.
+    kept = {k: v for k, v in saved.items() if k not in ("batches_done", "epoch_seconds")}
+    model.train_config = {**kept, **config.to_dict()}
+    log(f"resuming {run} at epoch {len(rows) + 1} of {config.epochs}{where}")
     if not chief:
         with _worker_dir() as scratch:
             return _fit(model, corpus, config, Path(scratch), datasets, rows, verbose, log, callbacks)
+    _remove_temporaries(run)
     write_text(run / "config.yaml", dump_config(config))
     callbacks = [*callbacks, *_tensorboard(tensorboard, run, corpus, normaliser, config)]
-    return _fit(model, corpus, config, run, datasets, rows, verbose, log, callbacks)
+    return _fit(model, corpus, config, run, datasets, rows, verbose, log, callbacks, partial)
 
 
 def _tensorboard(enabled, run, corpus, normaliser, config):
@@ -317,9 +364,14 @@ def read_history(path):
     return rows
 
 
-def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks):
-    """Fit from epoch ``len(rows)`` to ``config.epochs``; write history, models, summary."""
-    from .callbacks import ResetStates, RunRecorder, StopOnNaN
+def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks, partial=None):
+    """Fit from epoch ``len(rows)`` to ``config.epochs``; write history, models, summary.
+
+    ``partial`` (resuming from a mid-epoch checkpoint): ``{"batches_done": k,
+    "seconds": s}``; the first epoch then runs from batch ``k`` of its schedule, and
+    its history row adds the ``s`` seconds the batches before took.
+    """
+    from .callbacks import EndAfterEpoch, ResetStates, RunRecorder, StopOnNaN
     from .schedules import DriftSchedules
     from .evaluate import evaluate_model
     from .model import load_model
@@ -336,25 +388,39 @@ def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks):
         f"({train_plan.coverage * n_batches / train_plan.n_batches:.0%} of the training steps)"
         + (f"; {len(inventory)} phones ({config.phones})" if inventory else "")
     )
+    first = partial["batches_done"] if partial else 0
     schedules = DriftSchedules(config)
-    recorder = RunRecorder(out, rows=rows, patience=config.patience, schedules=schedules)
+    recorder = RunRecorder(
+        out, rows=rows, patience=config.patience, schedules=schedules,
+        checkpoint_batches=config.checkpoint_batches, n_batches=n_batches,
+        first_batch=first, seconds_before=partial["seconds"] if partial else 0.0,
+    )
     nan_guard = StopOnNaN()
-    callbacks = [ResetStates(train_plan.fresh, valid_plan.fresh), schedules, nan_guard, recorder, *callbacks]
+    callbacks = [ResetStates(train_plan.fresh, valid_plan.fresh, first), schedules, nan_guard, recorder, *callbacks]
+    # A run resumed mid-epoch first finishes that epoch (from batch `first`) in a fit
+    # of its own, then fits the remaining epochs whole.
+    legs = [(train_ds, len(rows), [])]
+    if first:
+        legs = [(train_ds.skip(first), len(rows), [EndAfterEpoch()]), (train_ds, len(rows) + 1, [])]
+        model.build_metrics(train_ds.element_spec)  # for ResetStates to restore them
     started, interrupted = time.perf_counter(), False
-    if len(rows) < config.epochs and not recorder.should_stop():
-        try:
+    try:
+        for dataset, initial_epoch, end in legs:
+            if initial_epoch >= config.epochs or recorder.should_stop() or nan_guard.batch is not None:
+                break
             model.fit(
-                train_ds,
+                dataset,
                 validation_data=valid_ds,
-                initial_epoch=len(rows),
+                initial_epoch=initial_epoch,
                 epochs=config.epochs,
                 shuffle=False,  # ordered batches: row i of batch k+1 continues row i of batch k
-                callbacks=callbacks,
+                callbacks=[*callbacks, *end],
                 verbose=verbose,
             )
-        except KeyboardInterrupt:
-            # Every finished epoch is already checkpointed; the one in progress is lost.
-            interrupted = True
+    except KeyboardInterrupt:
+        # Finished epochs and mid-epoch checkpoints are kept; the batches after the last
+        # checkpoint are lost.
+        interrupted = True
     total = time.perf_counter() - started
     rows = recorder.rows
     if rows:
@@ -391,7 +457,7 @@ def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks):
                 else "no finite val_loss"
             )
         )
-    summary["epochs_checkpointed"] = (model.train_config or {}).get("epochs_done", 0)
+    summary["epochs_checkpointed"], summary["batches_checkpointed"] = recorder.checkpointed
     return RunResult(summary, nan_guard.batch is not None, interrupted)
 
 
@@ -412,9 +478,14 @@ def nan_message(result, out):
 def interrupt_message(result, out):
     """The one-line explanation of a run stopped by Ctrl-C."""
     epochs = result.summary["epochs_checkpointed"]
-    if not epochs:
+    batches = result.summary.get("batches_checkpointed", 0)
+    if not epochs and not batches:
         return f"interrupted before the first epoch finished; nothing to resume in {out}"
+    saved = "epoch 1" if epochs == 1 else f"epochs 1-{epochs}" if epochs else ""
+    if batches:
+        saved += f"{' and ' if epochs else ''}{batches} batches of epoch {epochs + 1}"
+    verb = "is" if saved == "epoch 1" else "are"
     return (
-        f"interrupted: epochs 1-{epochs} are saved ({Path(out) / 'checkpoint.keras'}); "
+        f"interrupted: {saved} {verb} saved ({Path(out) / 'checkpoint.keras'}); "
         f"continue with: speechgen train --resume {out}"
     )

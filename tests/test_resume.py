@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -166,3 +167,182 @@ def test_resume_restores_random_state_and_the_learning_rate_schedule(data, tmp_p
 def lr_column(run):
     with open(run / "history.csv") as f:
         return [float(r["learning_rate"]) for r in csv.DictReader(f)]
+
+
+# --- mid-epoch checkpoints (checkpoint_batches) -------------------------------------
+
+RANDOMISED = dict(patience=0, dropout=0.2, input_noise=0.05, input_dropout=0.1, scheduled_sampling=0.5,
+                  schedule_epochs=3)
+
+
+class CtrlCAt(keras.callbacks.Callback):
+    """Ctrl-C (KeyboardInterrupt) as batch ``batch`` (0-based) of epoch ``epoch`` begins."""
+
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.stop, self.epoch = (epoch, batch), None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if (self.epoch, batch) == self.stop:
+            raise KeyboardInterrupt
+
+
+def train_config_of(path):
+    """The ``train_config`` a .keras file records (read from its config.json)."""
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read("config.json"))["config"]["train_config"]
+
+
+def test_ctrl_c_mid_epoch_then_resume_equals_an_uninterrupted_run(data, tmp_path):
+    """Stopped after a mid-epoch checkpoint, with dropout, input noise and scheduled
+    sampling drawing random numbers, the run resumed from that batch ends with the
+    uninterrupted run's losses: the stream position, LSTM state, metric accumulators
+    and random state all come back."""
+    from speechgen.config import load_config
+    from speechgen.model import load_model
+    from speechgen.train import interrupt_message, train
+
+    config = load_config([], tiny_sets(epochs=3, checkpoint_batches=4, **RANDOMISED))
+    full = tmp_path / "full"
+    train(data, full, config, verbose=0, log=lambda *a: None)
+    plain = tmp_path / "plain"  # checkpointing changes nothing in the numbers
+    train(data, plain, load_config([], tiny_sets(epochs=3, **RANDOMISED)), verbose=0, log=lambda *a: None)
+    assert history(plain) == history(full)
+
+    part = tmp_path / "part"
+    stopped = train(data, part, config, verbose=0, log=lambda *a: None, callbacks=[CtrlCAt(epoch=1, batch=10)])
+    assert stopped.interrupted and len(history(part)) == 1
+    saved = train_config_of(part / "checkpoint.keras")
+    assert (saved["epochs_done"], saved["batches_done"]) == (1, 8) and saved["epoch_seconds"] > 0
+    assert "batches_done" not in train_config_of(part / "model.keras")
+    assert "interrupted: epoch 1 and 8 batches of epoch 2 are saved" in interrupt_message(stopped, part)
+    assert load_model(part / "checkpoint.keras")._mid_epoch_state is not None
+    assert load_model(part / "model.keras")._mid_epoch_state is None  # best models hold no state
+
+    # checkpoint_batches may change on resume (here: checkpoints at batches 5 and 10).
+    resumed = CliRunner().invoke(main, ["train", "--resume", str(part), "--quiet", "--set", "checkpoint_batches=5"])
+    assert resumed.exit_code == 0, resumed.output
+    assert f"resuming {part} at epoch 2 of 3, after batch 8 of 14" in resumed.output
+    assert "\n6/6 " in resumed.output and "\n14/14 " in resumed.output  # the rest of epoch 2, then epoch 3
+    assert [r[0] for r in history(part)] == [1, 2, 3]
+    np.testing.assert_allclose([r[1:] for r in history(part)], [r[1:] for r in history(full)], rtol=1e-5)
+    saved = train_config_of(part / "checkpoint.keras")
+    assert (saved["epochs_done"], saved["batches_done"]) == (3, 0) and "epoch_seconds" not in saved
+    assert train_config_of(part / "checkpoint.keras")["checkpoint_batches"] == 5
+
+
+HANG_AFTER_BATCH = """
+import sys, time, keras
+from speechgen.config import load_config
+from speechgen.train import train
+
+data, out, marker, epoch, batch, *sets = sys.argv[1:]
+
+class Hang(keras.callbacks.Callback):
+    def on_epoch_begin(self, e, logs=None):
+        self.e = e
+    def on_train_batch_begin(self, b, logs=None):
+        if (self.e, b) == (int(epoch), int(batch)):
+            open(marker, "w").close()
+            time.sleep(600)
+
+train(data, out, load_config([], sets), verbose=0, log=lambda *a: None, callbacks=[Hang()])
+"""
+
+
+def test_sigkill_after_a_mid_epoch_checkpoint_then_resume(data, uninterrupted, tmp_path):
+    run, marker = tmp_path / "run", tmp_path / "hanging"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    # Killed in epoch 3 at batch 10, after the checkpoint of batch 8.
+    with open(tmp_path / "stderr", "w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", HANG_AFTER_BATCH, str(data), str(run), str(marker), "2", "10",
+             *tiny_sets(epochs=4, patience=0, checkpoint_batches=4)],
+            env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+        )
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None and not marker.exists():
+            time.sleep(0.02)
+        assert proc.poll() is None, (tmp_path / "stderr").read_text()[-2000:]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    saved = train_config_of(run / "checkpoint.keras")
+    assert (saved["epochs_done"], saved["batches_done"]) == (2, 8)
+    assert len(history(run)) == 2
+    # A save cut short by a kill leaves its temporary beside the intact file.
+    (run / f".checkpoint.tmp-{proc.pid}.keras").write_bytes(b"PK\x03\x04 cut short")
+    resumed = CliRunner().invoke(main, ["train", "--resume", str(run), "--quiet"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "at epoch 3 of 4, after batch 8 of 14" in resumed.output
+    assert [r[0] for r in history(run)] == [1, 2, 3, 4]
+    # Mid-epoch checkpoints change no number: the same losses as the run without them.
+    np.testing.assert_allclose([r[1:] for r in history(run)], [r[1:] for r in uninterrupted], rtol=1e-5)
+    assert not list(run.glob(".*tmp*"))
+    from speechgen.model import load_model
+
+    load_model(run / "checkpoint.keras", compile=True)
+    load_model(run / "model.keras")
+
+
+def test_mid_epoch_resume_keeps_the_row_resets_of_a_corpus(tmp_path):
+    """In a corpus folder, rows start new utterances mid-epoch; resumed at batch 5 of
+    epoch 1, the row resets of the batches after it still happen where they should."""
+    from test_distributed import utterance_corpus
+
+    from speechgen.config import load_config
+    from speechgen.corpus import load_corpus
+    from speechgen.pipeline import plan
+    from speechgen.train import train
+
+    corpus = utterance_corpus(tmp_path / "corpus")
+    framing = dict(window=40, hop=40, seq_len=20, batch_size=4, units="[16,16]", split="[0.75,0.25,0.0]")
+    config = load_config([], tiny_sets(epochs=2, patience=0, checkpoint_batches=5, **framing))
+    schedule = plan([len(p) for p in load_corpus(corpus, config.split).splits["train"]], 40, 40, 20, 4)
+    assert schedule.fresh[6:].any() and not schedule.fresh[6:].all()  # resets after the checkpoint
+    full = tmp_path / "full"
+    train(corpus, full, config, verbose=0, log=lambda *a: None)
+    part = tmp_path / "part"
+    stopped = train(corpus, part, config, verbose=0, log=lambda *a: None, callbacks=[CtrlCAt(epoch=0, batch=8)])
+    assert stopped.interrupted and history(part) == []  # no epoch finished ...
+    saved = train_config_of(part / "checkpoint.keras")
+    assert (saved["epochs_done"], saved["batches_done"]) == (0, 5)  # ... but 5 batches are saved
+    resumed = CliRunner().invoke(main, ["train", "--resume", str(part), "--quiet"])
+    assert resumed.exit_code == 0, resumed.output
+    assert f"at epoch 1 of 2, after batch 5 of {schedule.n_batches}" in resumed.output
+    np.testing.assert_allclose([r[1:] for r in history(part)], [r[1:] for r in history(full)], rtol=1e-5)
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("-1", "checkpoint_batches must not be negative, got -1"),
+    ("2.5", "checkpoint_batches must be int, got 2.5"),
+    ("often", "checkpoint_batches must be int, got 'often'"),
+])
+def test_bad_checkpoint_batches_is_a_usage_error(data, tmp_path, value, problem):
+    r = CliRunner().invoke(main, ["train", str(data), "--out", str(tmp_path / "r"),
+                                  "--set", f"checkpoint_batches={value}"])
+    assert r.exit_code == 2 and problem in r.output, r.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_mid_epoch_checkpoints_under_a_strategy_are_a_usage_error(data, tmp_path):
+    from speechgen.config import dump_config, load_config
+
+    r = CliRunner().invoke(main, ["train", str(data), "--out", str(tmp_path / "r"), "--strategy", "mirrored",
+                                  *sets(checkpoint_batches=10)])
+    assert r.exit_code == 2 and "checkpoint_batches=10: mid-epoch checkpoints need --strategy none" in r.output
+    assert len(r.output.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+    run = tmp_path / "run"  # refused before the checkpoint is read
+    run.mkdir()
+    (run / "checkpoint.keras").write_bytes(b"")
+    (run / "config.yaml").write_text(dump_config(load_config([], tiny_sets())))
+    r = CliRunner().invoke(main, ["train", "--resume", str(run), "--strategy", "multi-worker",
+                                  "--set", "checkpoint_batches=3"])
+    assert r.exit_code == 2 and "mid-epoch checkpoints need --strategy none" in r.output
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.keras", "config.yaml"]
