@@ -41,7 +41,11 @@ RECIPES = {
     "scheduled sampling": ["scheduled_sampling=0.5", "sampling_schedule=inverse_sigmoid", "schedule_epochs=8"],
     "scheduled sampling + noise": _SS_NOISE,
     "sample-level: teacher forcing": ["@sample"],
-    "sample-level: scheduled sampling + noise": ["@sample", *_SS_NOISE],
+    # Noise scaled to sample-level inputs (music's normalised RMS is about 0.05).
+    "sample-level: scheduled sampling + noise": [
+        "@sample", "scheduled_sampling=0.5", "sampling_schedule=inverse_sigmoid", "schedule_epochs=8",
+        "input_noise=0.01", "input_noise_end=0.005",
+    ],
 }
 
 
