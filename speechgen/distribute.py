@@ -19,16 +19,16 @@ batches in TBPTT order, which the strategy splits into consecutive row blocks
 utterance) are sent to the replica holding that row (:func:`reset_rows`).
 """
 
-from .errors import UsageError
-
 import json
 import os
+
+from .errors import UsageError
 
 STRATEGIES = ("none", "mirrored", "multi-worker")
 
 
 def cluster_spec():
-    """``(task_type, task_index, n_workers)`` from ``TF_CONFIG``, checked.
+    """``(task_type, task_index, has_chief)`` from ``TF_CONFIG``, checked.
 
     Raises:
         UsageError: TF_CONFIG missing, not JSON, or not naming this task in its cluster.
@@ -44,11 +44,11 @@ def cluster_spec():
         hosts = cluster[task_type]
         if not isinstance(hosts, list) or not 0 <= index < len(hosts):
             raise ValueError
-        workers = sum(len(cluster.get(k, [])) for k in ("chief", "worker"))
+        has_chief = "chief" in cluster
     except (ValueError, KeyError, TypeError):
         raise UsageError('TF_CONFIG: expected {"cluster": {"worker": ["host:port", ...]}, '
                          '"task": {"type": "worker", "index": N}} naming this task') from None
-    return task_type, index, workers
+    return task_type, index, has_chief
 
 
 def is_chief(strategy):
@@ -59,8 +59,7 @@ def is_chief(strategy):
 
 def chief_in_tf_config():
     """Whether ``TF_CONFIG`` names this process the chief of its cluster."""
-    task_type, index, _ = cluster_spec()
-    has_chief = "chief" in json.loads(os.environ["TF_CONFIG"])["cluster"]
+    task_type, index, has_chief = cluster_spec()
     return task_type == "chief" or (task_type == "worker" and index == 0 and not has_chief)
 
 

@@ -34,11 +34,15 @@ def utterance_corpus(root):
     return root
 
 
+def training_sets(epochs=3):
+    """The ``--set`` options every run of this file trains with (single, mirrored, workers)."""
+    sets = ["window=40", "hop=40", "seq_len=10", "batch_size=4", "units=[16,16]", f"epochs={epochs}",
+            "patience=0", "learning_rate=0.005", "split=[0.75,0.25,0.0]"]
+    return [x for s in sets for x in ("--set", s)]
+
+
 def train(data, out, strategy, tmp_path, epochs=3):
-    args = ["train", str(data), "--out", str(out), "--quiet", "--strategy", strategy,
-            "--set", "window=40", "--set", "hop=40", "--set", "seq_len=10", "--set", "batch_size=4",
-            "--set", "units=[16,16]", "--set", f"epochs={epochs}", "--set", "patience=0",
-            "--set", "learning_rate=0.005", "--set", "split=[0.75,0.25,0.0]"]
+    args = ["train", str(data), "--out", str(out), "--quiet", "--strategy", strategy, *training_sets(epochs)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     code = [sys.executable, "-c", TWO_CPUS, *args]
     done = subprocess.run(code, env=env, capture_output=True, text=True, cwd=tmp_path)
@@ -89,13 +93,6 @@ def free_ports(n):
     return ports
 
 
-MULTI_WORKER_TRAIN = [
-    "--set", "window=40", "--set", "hop=40", "--set", "seq_len=10", "--set", "batch_size=4",
-    "--set", "units=[16,16]", "--set", "epochs=3", "--set", "patience=0", "--set", "learning_rate=0.005",
-    "--set", "split=[0.75,0.25,0.0]",
-]
-
-
 def multi_worker(args, tmp_path, n_workers=2):
     """Run ``speechgen train ARGS --strategy multi-worker`` as ``n_workers`` worker
     processes on localhost (one CPU replica each); their (stdout, stderr)."""
@@ -118,7 +115,7 @@ def multi_worker(args, tmp_path, n_workers=2):
 def test_multi_worker_on_two_processes_matches_one_process(tmp_path):
     corpus = utterance_corpus(tmp_path / "corpus")
     single, _ = train(corpus, tmp_path / "single", "none", tmp_path, epochs=4)
-    outputs = multi_worker([str(corpus), "--out", str(tmp_path / "multi"), *MULTI_WORKER_TRAIN], tmp_path)
+    outputs = multi_worker([str(corpus), "--out", str(tmp_path / "multi"), *training_sets()], tmp_path)
     with open(tmp_path / "multi" / "history.csv") as f:
         multi = [(float(r["loss"]), float(r["val_loss"])) for r in csv.DictReader(f)]
     np.testing.assert_allclose(multi, single[:3], rtol=1e-4)
