@@ -17,7 +17,7 @@ import numpy as np
 from keras import layers
 
 from speechgen.generate import Generator
-from speechgen.model import RecurrentOnlyLSTMCell  # the cell speechgen's hoist_input uses
+from speechgen.model.layers import RecurrentOnlyLSTMCell  # the cell speechgen's hoist_input uses
 
 
 def hoisted_model(window, hop, units, batch_size, output_activation="tanh"):

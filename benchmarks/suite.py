@@ -189,9 +189,9 @@ class _StepClock:
 
 def _data_and_config(p, tmp):
     from speechgen.config import load_config
-    from speechgen.corpus import Normaliser, load_corpus
+    from speechgen.data.corpus import Normaliser, load_corpus
     from speechgen.train import _phones_for
-    from speechgen.pipeline import split_batches
+    from speechgen.data.pipeline import split_batches
 
     config = load_config([p["preset"]], [f"{k}={json.dumps(v)}" for k, v in p.get("sets", {}).items()])
     if p["data"] == "file":
@@ -210,8 +210,9 @@ def bench_train(p):
     """Train steps through ``model.fit`` on the tf.data pipeline (repeated)."""
     import keras
 
-    from speechgen.callbacks import ResetStates
-    from speechgen.model import build_model, make_optimizer
+    from speechgen.training.callbacks import ResetStates
+    from speechgen.model import build_model
+    from speechgen.training.optimizer import make_optimizer
 
     here = None
     if p.get("ceiling_shape"):

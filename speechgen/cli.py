@@ -102,7 +102,8 @@ def train(data, out, configs, sets, resume_run, strategy, tensorboard, force, qu
 
     config = None if resume_run else load_config(configs, sets)
     _quiet_tensorflow()
-    from .train import interrupt_message, nan_message, resume
+    from .train import resume
+    from .training.rundir import interrupt_message, nan_message
     from .train import train as run_training
 
     verbose = 2 if quiet else 1
@@ -119,7 +120,7 @@ def train(data, out, configs, sets, resume_run, strategy, tensorboard, force, qu
     if result.stopped_by_nan:
         raise SpeechgenError(nan_message(result, out))
     if strategy == "multi-worker":
-        from .distribute import chief_in_tf_config
+        from .training.distribute import chief_in_tf_config
 
         if not chief_in_tf_config():
             click.echo(f"worker finished; the chief worker writes the run to {out}")
@@ -200,7 +201,7 @@ def evaluate(ctx, model_path, data, as_json, free_running, seconds, primes, temp
     _quiet_tensorflow()
     from .evaluate import evaluate_model, format_table
     from .model import load_model
-    from .corpus import reopen_corpus
+    from .data.corpus import reopen_corpus
 
     model = load_model(model_path)
     corpus = reopen_corpus(model.train_config, data)
@@ -210,7 +211,7 @@ def evaluate(ctx, model_path, data, as_json, free_running, seconds, primes, temp
             "resample the data first"
         )
     if free_running:
-        from .drift import format_report, free_running_report, plot_drift
+        from .measures.drift import format_report, free_running_report, plot_drift
 
         if plot_path is not None:
             if plot_path.exists():

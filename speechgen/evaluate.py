@@ -18,7 +18,7 @@ across corpora: 0 dB is no better than predicting the mean.
 
 import numpy as np
 
-from .corpus import SPLITS, Normaliser
+from .data.corpus import SPLITS, Normaliser
 from .errors import SpeechgenError
 
 PREDICTORS = ("model", "zero", "persistence", "lpc")
@@ -66,9 +66,9 @@ def evaluate_model(model, corpus, splits=SPLITS):
     """
     import tensorflow as tf
 
-    from .conditioning import folding_table
-    from .labels import PhoneInventory
-    from .pipeline import split_batches
+    from .data.phones import folding_table
+    from .data.labels import PhoneInventory
+    from .data.pipeline import split_batches
 
     config = model.train_config or {}
     normaliser = Normaliser.from_dict(model.normaliser)
@@ -136,7 +136,7 @@ def evaluate_model(model, corpus, splits=SPLITS):
 
 
 def _fits(lengths, framing, batch):
-    from .pipeline import plan
+    from .data.pipeline import plan
 
     try:
         plan(lengths, *framing, batch)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import read_audio, write_wav
-from .corpus import Normaliser, labels_beside
+from .data.audio import read_audio, write_wav
+from .data.corpus import Normaliser, labels_beside
 from .errors import SpeechgenError
 from .generate import Generator
 
@@ -31,7 +31,7 @@ def reconstruct(model_path, wav_path, out_dir, phones_path=None, force=False):
 
     from .model import load_model
     from .plots import plot_waveforms
-    from .timeline import track_from_file
+    from .data.timeline import track_from_file
 
     model = load_model(model_path)
     wav_path, out_dir = Path(wav_path), Path(out_dir)

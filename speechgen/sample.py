@@ -4,8 +4,8 @@ import time
 
 import numpy as np
 
-from .audio import read_audio, write_wav
-from .corpus import Normaliser, reopen_corpus
+from .data.audio import read_audio, write_wav
+from .data.corpus import Normaliser, reopen_corpus
 from .errors import SpeechgenError
 from .generate import Generator, sequence_samples
 
@@ -68,7 +68,7 @@ def phone_plan(model, phones_path, prime_path, seed):
     ``seed``) gives its first ``window`` samples and its own phone timeline.
     Returns ``(prime, ids, n_samples, source)``; ``n_samples`` counts the prime.
     """
-    from .timeline import track_from_file, track_of_piece
+    from .data.timeline import track_from_file, track_of_piece
 
     normaliser = Normaliser.from_dict(model.normaliser)
     w = model.window
@@ -110,7 +110,7 @@ def sample_to_wav(
     Returns:
         dict with rate, seconds, prime_seconds, prime_source, real_time_factor.
     """
-    from .drift import noise_scale
+    from .measures.drift import noise_scale
     from .model import load_model
 
     model = load_model(model_path)

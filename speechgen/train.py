@@ -10,21 +10,18 @@ where it was saved; the run state (history, best epoch, early-stopping counter) 
 rebuilt from ``history.csv``, so nothing but those files is needed.
 """
 
-import csv
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .config import dump_config, load_config
-from .corpus import Normaliser, load_corpus, reopen_corpus
+from .data.corpus import Normaliser, load_corpus, reopen_corpus
 from .errors import SpeechgenError, UsageError
 from .files import write_text
-
-RUN_FILES = ("model.keras", "checkpoint.keras", "config.yaml", "history.csv", "curves.png", "summary.json")
-RUN_FOLDERS = ("tensorboard",)
-
+from .training.rundir import (
+    discard_unfinished, prepare_run_dir, read_history, remove_temporaries, worker_dir,
+)
 
 @dataclass
 class RunResult:
@@ -39,32 +36,10 @@ class RunResult:
     interrupted: bool = False
 
 
-def prepare_run_dir(out, force=False):
-    """Create ``out``, refusing to overwrite an existing run unless ``force``."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise SpeechgenError(f"{out}: exists and is not a directory; choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise SpeechgenError(
-            f"{out}: already holds files (a previous run?); choose another --out, "
-            f"continue it with --resume {out}, or pass --force"
-        )
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise SpeechgenError(f"{out}: cannot write there ({err.strerror})") from None
-    if force:
-        _remove_run_files(out)
-    return out
-
-
 def _phones_for(config, corpus=None, model=None):
     """``(inventory, folding, context)`` for phone-conditioned training, else None."""
-    from .conditioning import CONTEXTS, folding_table, inventory_of
-    from .labels import PhoneInventory
+    from .data.phones import CONTEXTS, folding_table, inventory_of
+    from .data.labels import PhoneInventory
 
     if config.phones == "none":
         return None
@@ -77,7 +52,7 @@ def _phones_for(config, corpus=None, model=None):
 
 
 def _datasets(corpus, normaliser, config, phones):
-    from .pipeline import split_batches
+    from .data.pipeline import split_batches
 
     framing = (config.window, config.hop, config.seq_len)
     return [
@@ -109,7 +84,7 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=(), st
     Raises:
         SpeechgenError: bad data, data too short for the config, unwritable output.
     """
-    from .distribute import is_chief, make_strategy, per_replica_batch
+    from .training.distribute import is_chief, make_strategy, per_replica_batch
 
     # Validate everything that can fail before creating anything on disk.
     _check_mid_epoch_strategy(config, strategy)
@@ -128,7 +103,7 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=(), st
     if not is_chief(strategy):
         with _scope(strategy):
             model = _new_model(corpus, normaliser, phones, config, rows_per_replica, steps)
-        with _worker_dir() as scratch:
+        with worker_dir() as scratch:
             return _fit(model, corpus, config, Path(scratch), datasets, [], verbose, log, callbacks)
     fresh = not Path(out).exists()
     out = prepare_run_dir(out, force)
@@ -141,12 +116,12 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=(), st
         callbacks = [*callbacks, *_tensorboard(tensorboard, out, corpus, normaliser, config)]
         result = _fit(model, corpus, config, out, datasets, [], verbose, log, callbacks)
     except BaseException:
-        _discard_unfinished(out, fresh)
+        discard_unfinished(out, fresh)
         raise
     if result.interrupted or result.stopped_by_nan:
         # Nothing to resume (no checkpoint): leave nothing behind, so the same command
         # can simply be run again (with a lower learning rate, say).
-        _discard_unfinished(out, fresh)
+        discard_unfinished(out, fresh)
     return result
 
 
@@ -160,50 +135,6 @@ def _check_mid_epoch_strategy(config, strategy):
         )
 
 
-def _worker_dir():
-    """A throwaway run directory for a non-chief worker of a multi-worker cluster.
-
-    Every worker runs the same callbacks (checkpoints, history), which would race on a
-    shared file system; only the chief's run directory is kept.
-    """
-    import tempfile
-
-    return tempfile.TemporaryDirectory(prefix="speechgen-worker-")
-
-
-def _remove_run_files(out):
-    import shutil
-
-    for name in RUN_FILES:
-        (out / name).unlink(missing_ok=True)
-    for name in RUN_FOLDERS:
-        shutil.rmtree(out / name, ignore_errors=True)
-
-
-def _discard_unfinished(out, fresh):
-    """Remove a new run that holds no finished epoch: no partial output.
-
-    ``out`` was empty (or cleared by --force) when the run began, so every run file in
-    it is this run's. A run with a checkpoint stays, to be resumed.
-    """
-    if (out / "checkpoint.keras").exists():
-        return
-    _remove_run_files(out)
-    _remove_temporaries(out)
-    if fresh:
-        try:
-            out.rmdir()
-        except OSError:
-            pass
-
-
-def _remove_temporaries(out):
-    """Remove the temporaries of writes that never finished (a run killed while
-    saving); the files they were to replace are intact (speechgen.files)."""
-    for tmp in out.glob(".*.tmp-*"):
-        tmp.unlink(missing_ok=True)
-
-
 def _steps_per_epoch(datasets, config):
     """Training batches per epoch (the plan's, capped by ``max_batches``)."""
     n = datasets[0][1].n_batches
@@ -212,7 +143,8 @@ def _steps_per_epoch(datasets, config):
 
 def _new_model(corpus, normaliser, phones, config, rows_per_replica, steps_per_epoch):
     """A compiled model; under a strategy, each replica holds ``rows_per_replica`` rows."""
-    from .model import build_model, make_optimizer
+    from .model import build_model
+    from .training.optimizer import make_optimizer
 
     splits = {"layout": corpus.layout, **corpus.split_names()} if corpus.layout != "file" else None
     model = build_model(
@@ -237,7 +169,7 @@ def resume(run, sets=(), verbose=1, log=print, callbacks=(), strategy="none", te
     Raises:
         SpeechgenError: no checkpoint or history, a broken checkpoint, data gone.
     """
-    from .distribute import is_chief, make_strategy, per_replica_batch
+    from .training.distribute import is_chief, make_strategy, per_replica_batch
     from .model import load_model
 
     run = Path(run)
@@ -288,7 +220,7 @@ def resume(run, sets=(), verbose=1, log=print, callbacks=(), strategy="none", te
         raise SpeechgenError(
             f"{run}: already ran {len(rows)} of {config.epochs} epochs; resume with --set epochs=N for more"
         )
-    from .callbacks import RunRecorder
+    from .training.callbacks import RunRecorder
 
     stopped = RunRecorder(run, rows=rows, patience=config.patience)
     if stopped.should_stop():
@@ -321,9 +253,9 @@ def resume(run, sets=(), verbose=1, log=print, callbacks=(), strategy="none", te
     model.train_config = {**kept, **config.to_dict()}
     log(f"resuming {run} at epoch {len(rows) + 1} of {config.epochs}{where}")
     if not chief:
-        with _worker_dir() as scratch:
+        with worker_dir() as scratch:
             return _fit(model, corpus, config, Path(scratch), datasets, rows, verbose, log, callbacks)
-    _remove_temporaries(run)
+    remove_temporaries(run)
     write_text(run / "config.yaml", dump_config(config))
     callbacks = [*callbacks, *_tensorboard(tensorboard, run, corpus, normaliser, config)]
     return _fit(model, corpus, config, run, datasets, rows, verbose, log, callbacks, partial)
@@ -336,32 +268,11 @@ def _tensorboard(enabled, run, corpus, normaliser, config):
 
     if importlib.util.find_spec("tensorboard") is None:
         raise SpeechgenError("--tensorboard needs the tensorboard package: pip install 'speechgen[tensorboard]'")
-    from .tensorboard import tensorboard_callbacks
+    from .training.tensorboard import tensorboard_callbacks
 
     return tensorboard_callbacks(
         run, corpus, normaliser, config.window, config.seq_len, config.hop, phones=config.phones != "none"
     )
-
-
-def read_history(path):
-    """The rows of a run's ``history.csv`` (epoch, loss, val_loss, seconds)."""
-    try:
-        with open(path, newline="") as f:
-            rows = [
-                {"epoch": int(r["epoch"]), "loss": float(r["loss"]),
-                 "val_loss": float(r["val_loss"]), "seconds": float(r["seconds"]),
-                 "sampling_p": float(r.get("sampling_p") or 0.0),
-                 "input_noise": float(r.get("input_noise") or 0.0),
-                 "learning_rate": float(r.get("learning_rate") or "nan")}
-                for r in csv.DictReader(f)
-            ]
-    except FileNotFoundError:
-        raise SpeechgenError(f"{path}: missing; the run cannot be resumed") from None
-    except (KeyError, ValueError, TypeError):
-        raise SpeechgenError(f"{path}: not a speechgen history file") from None
-    if [r["epoch"] for r in rows] != list(range(1, len(rows) + 1)):
-        raise SpeechgenError(f"{path}: epochs are not 1, 2, 3, ...; the history is damaged")
-    return rows
 
 
 def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks, partial=None):
@@ -371,8 +282,8 @@ def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks, pa
     "seconds": s}``; the first epoch then runs from batch ``k`` of its schedule, and
     its history row adds the ``s`` seconds the batches before took.
     """
-    from .callbacks import EndAfterEpoch, ResetStates, RunRecorder, StopOnNaN
-    from .schedules import DriftSchedules
+    from .training.callbacks import EndAfterEpoch, ResetStates, RunRecorder, StopOnNaN
+    from .training.schedules import DriftSchedules
     from .evaluate import evaluate_model
     from .model import load_model
     from .plots import plot_curves
@@ -461,31 +372,3 @@ def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks, pa
     return RunResult(summary, nan_guard.batch is not None, interrupted)
 
 
-def nan_message(result, out):
-    """The one-line explanation of a run stopped by a non-finite loss."""
-    best = result.summary["best_epoch"]
-    kept = (
-        f"the best model (epoch {best}) is kept in {Path(out) / 'model.keras'}"
-        if best
-        else "no epoch finished with a finite loss, so no model was saved"
-    )
-    return (
-        f"training stopped: the loss became NaN/infinite (diverged); {kept}. "
-        "Lower learning_rate or clip gradients harder (--set clipnorm=0.5)."
-    )
-
-
-def interrupt_message(result, out):
-    """The one-line explanation of a run stopped by Ctrl-C."""
-    epochs = result.summary["epochs_checkpointed"]
-    batches = result.summary.get("batches_checkpointed", 0)
-    if not epochs and not batches:
-        return f"interrupted before the first epoch finished; nothing to resume in {out}"
-    saved = "epoch 1" if epochs == 1 else f"epochs 1-{epochs}" if epochs else ""
-    if batches:
-        saved += f"{' and ' if epochs else ''}{batches} batches of epoch {epochs + 1}"
-    verb = "is" if saved == "epoch 1" else "are"
-    return (
-        f"interrupted: {saved} {verb} saved ({Path(out) / 'checkpoint.keras'}); "
-        f"continue with: speechgen train --resume {out}"
-    )

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
-from speechgen.audio import read_audio, write_wav
+from speechgen.data.audio import read_audio, write_wav
 from speechgen.errors import SpeechgenError
 
 

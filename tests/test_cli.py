@@ -63,7 +63,7 @@ def test_sample_writes_the_requested_length(trained):
     result = run("sample", tmp / "run" / "model.keras", "--out", out, "--seconds", 1.5, "--seed", 3)
     assert result.exit_code == 0, result.output
     assert "real time" in result.output
-    from speechgen.audio import read_audio
+    from speechgen.data.audio import read_audio
 
     assert len(read_audio(out)) == 6000
     again = run("sample", tmp / "run" / "model.keras", "--out", out)

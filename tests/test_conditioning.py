@@ -5,8 +5,8 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import write_pcm16
-from speechgen.conditioning import PhoneTrack
-from speechgen.labels import PhoneInventory, Segment
+from speechgen.data.phones import PhoneTrack
+from speechgen.data.labels import PhoneInventory, Segment
 
 INVENTORY = PhoneInventory(["aa", "h#", "iy", "s"])
 AA, SIL, IY, S = (INVENTORY.index(p) for p in ("aa", "h#", "iy", "s"))
@@ -77,7 +77,7 @@ def peak_hz(x):
 
 @pytest.mark.parametrize("order", [("aa", "iy", "aa", "iy"), ("iy", "aa", "iy", "aa")])
 def test_a_phone_timeline_drives_the_tone_of_each_segment(tone_model, order):
-    from speechgen.audio import read_audio
+    from speechgen.data.audio import read_audio
     from speechgen.sample import sample_to_wav
 
     tmp, corpus, model = tone_model

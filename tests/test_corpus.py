@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import write_pcm16
-from speechgen.corpus import Normaliser, load_corpus, split_by_time
+from speechgen.data.corpus import Normaliser, load_corpus, split_by_time
 
 
 def test_split_by_time_tiles_the_signal():

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from conftest import write_pcm16
-from speechgen.corpus import load_corpus, reopen_corpus
+from speechgen.data.corpus import load_corpus, reopen_corpus
 from speechgen.errors import SpeechgenError
-from speechgen.sphere import write_sphere
+from speechgen.data.sphere import write_sphere
 
 
 def utterance(path, rate=8000, seconds=0.5, seed=0, sphere=False, phones=True):

@@ -55,10 +55,10 @@ def test_mirrored_on_two_cpus_matches_one_process(tmp_path):
     corpus = utterance_corpus(tmp_path / "corpus")
     single, _ = train(corpus, tmp_path / "single", "none", tmp_path)
     mirrored, out = train(corpus, tmp_path / "mirrored", "mirrored", tmp_path)
-    from speechgen.pipeline import plan
+    from speechgen.data.pipeline import plan
 
     # The schedule really resets rows mid-epoch (else the test would prove less).
-    from speechgen.corpus import load_corpus
+    from speechgen.data.corpus import load_corpus
 
     c = load_corpus(corpus, [0.75, 0.25, 0.0])
     schedule = plan([len(p) for p in c.splits["train"]], 40, 40, 10, 4)

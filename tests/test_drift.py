@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import CORPORA, requires_corpora
-from speechgen.drift import Ranges, second_features, stable_seconds, training_ranges
+from speechgen.measures.drift import Ranges, second_features, stable_seconds, training_ranges
 
 RATE = 4000
 
@@ -84,7 +84,7 @@ def test_stable_seconds_needs_a_run_of_three():
 @requires_corpora("music-real")
 @pytest.mark.corpus
 def test_real_music_passes_its_own_range():
-    from speechgen.corpus import load_corpus
+    from speechgen.data.corpus import load_corpus
 
     corpus = load_corpus(CORPORA / "music-real" / "drascula-16k.wav", [0.8, 0.1, 0.1])
     ranges = training_ranges(corpus.splits["train"], corpus.rate)

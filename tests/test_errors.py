@@ -25,10 +25,10 @@ from click.testing import CliRunner
 from scipy.io import wavfile
 
 from conftest import chord, tiny_sets, write_pcm16
-from speechgen.audio import read_audio
+from speechgen.data.audio import read_audio
 from speechgen.cli import main
 from speechgen.errors import SpeechgenError
-from speechgen.sphere import write_sphere
+from speechgen.data.sphere import write_sphere
 
 RATE = 4000
 
@@ -155,7 +155,7 @@ def test_a03_permission_denied(tmp_path, monkeypatch):
             raise PermissionError(errno.EACCES, "Permission denied", str(file))
         return real_open(file, *args, **kwargs)
 
-    monkeypatch.setattr("speechgen.audio.open", guarded, raising=False)
+    monkeypatch.setattr("speechgen.data.audio.open", guarded, raising=False)
     one_line_error(run("train", data, "--out", tmp_path / "r"), 1, "locked.wav", "permission denied")
     assert not (tmp_path / "r").exists()
 
@@ -171,7 +171,7 @@ def test_a03b_permission_denied_for_real_as_nobody(tmp_path):
     data.chmod(0o600)
     code = (
         "import sys\nsys.path.insert(0, sys.argv[1])\n"
-        "from speechgen.audio import read_audio\nfrom speechgen.errors import SpeechgenError\n"
+        "from speechgen.data.audio import read_audio\nfrom speechgen.errors import SpeechgenError\n"
         "try:\n    read_audio(sys.argv[2])\nexcept SpeechgenError as e:\n    print(e)\n"
     )
     root = str(Path(__file__).resolve().parents[1])

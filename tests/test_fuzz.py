@@ -1,6 +1,6 @@
 """Property tests for the RIFF WAV reader: no input makes it crash, valid input round-trips.
 
-Whatever bytes a ``.wav`` holds, :func:`speechgen.audio.read_audio` either raises
+Whatever bytes a ``.wav`` holds, :func:`speechgen.data.audio.read_audio` either raises
 :class:`SpeechgenError` (one line naming the file) or returns an :class:`Audio` whose
 ``read()`` again only raises :class:`SpeechgenError` or returns finite float32 samples
 in [-1, 1]. SPHERE and ``.PHN`` have their own fuzzing in tests/test_sphere.py and
@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.io import wavfile
 
-from speechgen.audio import read_audio, write_wav
+from speechgen.data.audio import read_audio, write_wav
 from speechgen.errors import SpeechgenError
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

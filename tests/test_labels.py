@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from speechgen.errors import SpeechgenError
-from speechgen.labels import (
+from speechgen.data.labels import (
     TIMIT_FOLD_39,
     PhoneInventory,
     Segment,
@@ -19,7 +19,7 @@ from speechgen.labels import (
     read_phn,
     read_txt,
 )
-from speechgen.sphere import read_sphere
+from speechgen.data.sphere import read_sphere
 
 TIMIT_61 = (
     "aa ae ah ao aw ax ax-h axr ay b bcl ch d dcl dh dx eh el em en eng epi er ey f g gcl "

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 
 from speechgen.config import load_config
-from speechgen.corpus import Normaliser
+from speechgen.data.corpus import Normaliser
 from speechgen.model import SpeechRNN, build_model, load_model
 
 

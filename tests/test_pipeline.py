@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
-from speechgen.audio import read_audio
-from speechgen.corpus import Normaliser, Piece
+from speechgen.data.audio import read_audio
+from speechgen.data.corpus import Normaliser, Piece
 from speechgen.errors import SpeechgenError
-from speechgen.pipeline import plan, tbptt_dataset
+from speechgen.data.pipeline import plan, tbptt_dataset
 
 IDENTITY = Normaliser("meanrange", 0.0, 1.0)
 

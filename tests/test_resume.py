@@ -113,8 +113,8 @@ def test_resume_refuses_what_it_cannot_do(data, tmp_path):
 
 
 def test_resume_of_an_early_stopped_run_says_how_to_go_on(tmp_path):
-    from speechgen.callbacks import RunRecorder
-    from speechgen.train import read_history
+    from speechgen.training.callbacks import RunRecorder
+    from speechgen.training.rundir import read_history
 
     data = write_pcm16(tmp_path / "c.wav", 4000, chord(4000, 30))
     run = tmp_path / "run"
@@ -206,7 +206,8 @@ def test_ctrl_c_mid_epoch_then_resume_equals_an_uninterrupted_run(data, tmp_path
     and random state all come back."""
     from speechgen.config import load_config
     from speechgen.model import load_model
-    from speechgen.train import interrupt_message, train
+    from speechgen.train import train
+    from speechgen.training.rundir import interrupt_message
 
     config = load_config([], tiny_sets(epochs=3, checkpoint_batches=4, **RANDOMISED))
     full = tmp_path / "full"
@@ -296,8 +297,8 @@ def test_mid_epoch_resume_keeps_the_row_resets_of_a_corpus(tmp_path):
     from test_distributed import utterance_corpus
 
     from speechgen.config import load_config
-    from speechgen.corpus import load_corpus
-    from speechgen.pipeline import plan
+    from speechgen.data.corpus import load_corpus
+    from speechgen.data.pipeline import plan
     from speechgen.train import train
 
     corpus = utterance_corpus(tmp_path / "corpus")

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from conftest import tiny_sets
 from speechgen.model import SpeechRNN
-from speechgen.schedules import noise_sigma, sampling_probability
+from speechgen.training.schedules import noise_sigma, sampling_probability
 
 
 @pytest.mark.parametrize("schedule", ["linear", "inverse_sigmoid"])
@@ -77,7 +77,7 @@ def test_temperature_noise_is_seeded_and_scaled_by_validation_rmse(tmp_path, cho
     sets = [x for s in tiny_sets(epochs=2) for x in ("--set", s)]
     assert CliRunner().invoke(main, ["train", str(chord_wav), "--out", str(run), "--quiet", *sets]).exit_code == 0
     assert load_model(run / "model.keras").train_config["val_rmse"] > 0
-    from speechgen.audio import read_audio
+    from speechgen.data.audio import read_audio
 
     def sample(name, *extra):
         r = CliRunner().invoke(main, ["sample", str(run / "model.keras"), "--out", str(tmp_path / name),

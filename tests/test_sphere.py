@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from speechgen.errors import SpeechgenError
-from speechgen.sphere import is_sphere, read_sphere, write_sphere
+from speechgen.data.sphere import is_sphere, read_sphere, write_sphere
 
 SAMPLES = [0, 1, -1, 32767, -32768, 1234, -4321]
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import chord, tiny_sets, write_pcm16
-from speechgen.audio import read_audio
+from speechgen.data.audio import read_audio
 from speechgen.config import load_config
 from speechgen.errors import SpeechgenError
 from speechgen.sample import sample_to_wav
@@ -120,7 +120,7 @@ def test_divergence_stops_on_nan_and_keeps_the_best_model(tmp_path, chord_wav):
     best = load_model(run / "model.keras")
     assert all(np.isfinite(w).all() for w in best.get_weights())
     assert result.summary["splits_mse"]["test"]["model"] < result.summary["splits_mse"]["test"]["zero"]
-    from speechgen.train import nan_message
+    from speechgen.training.rundir import nan_message
 
     message = nan_message(result, run)
     assert f"epoch {result.summary['best_epoch']}" in message and "learning_rate" in message

@@ -94,7 +94,7 @@ def folding_table(name):
 
 def labelled_segments(piece, folding=None):
     """A piece's segments after folding; an error if the piece has no labels."""
-    from .errors import SpeechgenError
+    from ..errors import SpeechgenError
     from .labels import fold_segments
 
     if piece.segments is None:

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SpeechgenError
-from .files import atomic_path
+from ..errors import SpeechgenError
+from ..files import atomic_path
 
 MAGIC = b"NIST_1A\n"
 HEADER_SIZE = 1024  # what write_sphere writes; every LDC corpus uses it too

@@ -22,7 +22,7 @@ utterance) are sent to the replica holding that row (:func:`reset_rows`).
 import json
 import os
 
-from .errors import UsageError
+from ..errors import UsageError
 
 STRATEGIES = ("none", "mirrored", "multi-worker")
 

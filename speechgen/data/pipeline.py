@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import SpeechgenError
+from ..errors import SpeechgenError
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,7 @@ def split_batches(corpus, split, normaliser, framing, batch_size, phones=None, m
         raise SpeechgenError(f"{corpus.source}: {err}") from None
     tracks, context = None, 1
     if phones is not None:
-        from .conditioning import tracks_for
+        from .phones import tracks_for
 
         inventory, folding, context = phones
         tracks = tracks_for(pieces, inventory, folding)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import keras
 
-from .files import atomic_path, write_text
+from ..files import atomic_path, write_text
 
 
 class ResetStates(keras.callbacks.Callback):

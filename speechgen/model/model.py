@@ -11,130 +11,13 @@ import keras
 import numpy as np
 from keras import layers
 
-from .conditioning import CONTEXTS
-from .errors import SpeechgenError
+from ..data.phones import CONTEXTS
+from .layers import PhoneEncoding, RecurrentOnlyLSTMCell, ScheduledNoise
+from ..errors import SpeechgenError
 
 # The version of the saved model layout (SpeechRNN's config). Bump it when a change
 # makes older speechgen versions misread new files; files without it are format 1.
 FORMAT_VERSION = 1
-
-
-@keras.saving.register_keras_serializable(package="speechgen")
-class PhoneEncoding(layers.Layer):
-    """Phone ids -> one vector per step: one-hot, or a learned embedding.
-
-    Args:
-        n_phones: size of the phone inventory.
-        embedding: 0 for one-hot, else the embedding size.
-    Shapes:
-        ``(batch, steps, context)`` int32 -> ``(batch, steps, context * width)`` float,
-        ``width = n_phones`` (one-hot) or ``embedding``.
-    """
-
-    def __init__(self, n_phones, embedding=0, **kwargs):
-        super().__init__(**kwargs)
-        self.n_phones = n_phones
-        self.embedding = embedding
-        self.table = layers.Embedding(n_phones, embedding, name="table") if embedding else None
-
-    def build(self, input_shape):
-        if self.table is not None:
-            self.table.build(input_shape)
-
-    def call(self, ids):
-        if self.table is not None:
-            vectors = self.table(ids)
-        else:
-            vectors = keras.ops.one_hot(ids, self.n_phones, dtype=self.compute_dtype)
-        shape = keras.ops.shape(vectors)
-        return keras.ops.reshape(vectors, (shape[0], shape[1], shape[2] * shape[3]))
-
-    def compute_output_shape(self, input_shape):
-        width = self.embedding or self.n_phones
-        return (*input_shape[:2], input_shape[2] * width)
-
-    def get_config(self):
-        return {**super().get_config(), "n_phones": self.n_phones, "embedding": self.embedding}
-
-
-@keras.saving.register_keras_serializable(package="speechgen")
-class ScheduledNoise(layers.Layer):
-    """Gaussian noise on the input while training, with a sigma that a schedule can
-    change between epochs (a variable, so compiled training functions see it).
-
-    Args:
-        stddev: the initial sigma (normalised units).
-        seed: seeds the noise.
-    """
-
-    def __init__(self, stddev, seed=None, **kwargs):
-        super().__init__(**kwargs)
-        self.stddev = float(stddev)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def build(self, input_shape):
-        # Not a weight (see SpeechRNN.sampling_p): the schedule sets it each epoch.
-        object.__setattr__(self, "sigma", keras.Variable(self.stddev, trainable=False, name="sigma"))
-
-    def call(self, x, training=False):
-        if not training:
-            return x
-        noise = keras.random.normal(keras.ops.shape(x), seed=self.seed_generator, dtype=x.dtype)
-        return x + keras.ops.cast(self.sigma, x.dtype) * noise
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "stddev": self.stddev, "seed": self.seed}
-
-
-def _lstm_bias_init(shape, dtype=None):
-    """Keras LSTM's ``unit_forget_bias``: zeros, except ones for the forget gate."""
-    u = shape[0] // 4
-    return keras.ops.concatenate(
-        [keras.ops.zeros((u,), dtype), keras.ops.ones((u,), dtype), keras.ops.zeros((2 * u,), dtype)]
-    )
-
-
-@keras.saving.register_keras_serializable(package="speechgen")
-class RecurrentOnlyLSTMCell(layers.Layer):
-    """An LSTM cell whose input projection ``x @ W`` (``4 * units`` wide) was computed
-    before the recurrence (``hoist_input``): ``z = x_t + h @ U + b``, gates i, f, c, o
-    as in ``keras.layers.LSTMCell`` (default activations).
-
-    Args:
-        units: the state size.
-    Weights:
-        ``recurrent_kernel (units, 4 * units)`` (orthogonal init), ``bias (4 * units,)``
-        (zeros, ones for the forget gate, like Keras' ``unit_forget_bias``).
-    """
-
-    def __init__(self, units, **kwargs):
-        super().__init__(**kwargs)
-        self.units = units
-        self.state_size = [units, units]
-        self.output_size = units
-
-    def build(self, input_shape):
-        u = self.units
-        self.recurrent_kernel = self.add_weight(
-            shape=(u, 4 * u), initializer="orthogonal", name="recurrent_kernel"
-        )
-        self.bias = self.add_weight(shape=(4 * u,), initializer=_lstm_bias_init, name="bias")
-
-    def call(self, inputs, states, training=False):
-        ops = keras.ops
-        h, c = states
-        z = inputs + ops.matmul(h, ops.cast(self.recurrent_kernel, h.dtype)) + ops.cast(self.bias, h.dtype)
-        i, f, g, o = ops.split(z, 4, axis=-1)
-        c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
-        h = ops.sigmoid(o) * ops.tanh(c)
-        return h, [h, c]
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units}
 
 
 @keras.saving.register_keras_serializable(package="speechgen")
@@ -325,7 +208,7 @@ class SpeechRNN(keras.Model):
     # --- Keras 3 fit under tf.distribute.MultiWorkerMirroredStrategy (TensorFlow only) ---
 
     def _multi_worker(self):
-        from .distribute import in_multi_worker_mode
+        from ..training.distribute import in_multi_worker_mode
 
         return in_multi_worker_mode(getattr(self, "_distribute_strategy", None))
 
@@ -386,7 +269,7 @@ class SpeechRNN(keras.Model):
         config = dict(config)
         version = config.pop("format", 1)  # files saved before the key existed are format 1
         if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise SpeechgenError(_newer_message(version))
+            raise SpeechgenError(newer_message(version))
         return cls(**config)
 
     # --- random-number state in checkpoints, so a resumed run draws what it would have ---
@@ -526,139 +409,10 @@ def build_model(config, sample_rate, normaliser, data, batch_size=None, phones=N
     )
 
 
-def make_optimizer(config, steps_per_epoch=1):
-    """The optimizer named in the config, with gradient clipping by global norm.
-
-    With ``lr_schedule: cosine`` the learning rate follows a cosine from
-    ``learning_rate`` down to ``lr_final x learning_rate`` over ``epochs x
-    steps_per_epoch`` optimizer steps. The schedule is part of the optimizer and is
-    driven by its step count, so a resumed run (whose checkpoint holds both) continues
-    it exactly; its length is fixed when the run starts.
-    """
-    lr = config.learning_rate
-    if config.lr_schedule == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(
-            lr, decay_steps=max(1, config.epochs * steps_per_epoch), alpha=config.lr_final
-        )
-    kwargs = {"learning_rate": lr}
-    if config.clipnorm:
-        kwargs["global_clipnorm"] = config.clipnorm
-    cls = {
-        "adam": keras.optimizers.Adam,
-        "adamw": keras.optimizers.AdamW,
-        "sgd": keras.optimizers.SGD,
-        "rmsprop": keras.optimizers.RMSprop,
-    }[config.optimizer]
-    optimizer = cls(**kwargs)
-    if config.mixed_precision == "mixed_float16":
-        # float16 gradients underflow without loss scaling (bfloat16 has float32's range).
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    return optimizer
-
-
-def _newer_message(version):
+def newer_message(version):
     return (
         f"made by a newer speechgen (model format {version!r}; this version reads format "
         f"{FORMAT_VERSION} and older); upgrade speechgen to use it"
     )
 
 
-def _holds_lambda(node):
-    """Whether a Keras config tree contains a ``Lambda`` layer (Python code)."""
-    if isinstance(node, dict):
-        if node.get("class_name") == "Lambda":
-            return True
-        return any(_holds_lambda(v) for v in node.values())
-    if isinstance(node, list):
-        return any(_holds_lambda(v) for v in node)
-    return False
-
-
-def _inspect_archive(path):
-    """Refuse, from ``config.json`` alone, archives that are not speechgen models.
-
-    Nothing is deserialised, so a foreign model's layers never run.
-    """
-    import json
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(path) as archive:
-            if "config.json" not in archive.namelist():
-                raise SpeechgenError(f"{path}: a zip archive but not a Keras model (no config.json inside)")
-            text = archive.read("config.json")
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, RuntimeError, ValueError) as err:
-        raise SpeechgenError(f"{path}: damaged .keras archive ({err}); save or copy the model again") from None
-    try:
-        config = json.loads(text)
-    except ValueError:
-        raise SpeechgenError(f"{path}: damaged .keras archive (config.json is not valid JSON)") from None
-    if not isinstance(config, dict):
-        raise SpeechgenError(f"{path}: damaged .keras archive (config.json is not a model config)")
-    if _holds_lambda(config):
-        raise SpeechgenError(
-            f"{path}: refused by Keras safe mode: the model holds a Lambda layer (arbitrary "
-            "Python code), which speechgen models never contain; load only models made by speechgen"
-        )
-    name = config.get("class_name")
-    if name != "SpeechRNN" or config.get("registered_name", "speechgen>SpeechRNN") != "speechgen>SpeechRNN":
-        raise SpeechgenError(f"{path}: is a Keras model but not a speechgen model ({name})")
-    inner = config.get("config")
-    version = inner.get("format", 1) if isinstance(inner, dict) else 1
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise SpeechgenError(f"{path}: {_newer_message(version)}")
-
-
-def load_model(path, compile=False):
-    """Load a ``.keras`` file saved by speechgen, in Keras safe mode.
-
-    Args:
-        compile: also restore the optimizer and its state (checkpoints, for resuming).
-
-    Raises:
-        SpeechgenError: missing or unreadable file, not a Keras archive, not a
-        speechgen model, made by a newer speechgen, or refused by safe mode.
-    """
-    import zipfile
-    from pathlib import Path
-
-    path = Path(path)
-    if not path.exists():
-        raise SpeechgenError(f"{path}: no such model file")
-    if path.is_dir():
-        raise SpeechgenError(f"{path}: is a directory, expected a .keras model file")
-    try:
-        with open(path, "rb"):
-            pass
-    except PermissionError:
-        raise SpeechgenError(f"{path}: permission denied") from None
-    except OSError as err:
-        raise SpeechgenError(f"{path}: cannot be read ({err.strerror or err})") from None
-    if not zipfile.is_zipfile(path):
-        with open(path, "rb") as f:
-            zip_start = f.read(4) == b"PK\x03\x04"
-        if zip_start:  # a zip whose end (the directory) is missing: cut short
-            raise SpeechgenError(
-                f"{path}: damaged .keras archive (cut short: no zip directory at its end); "
-                "save or copy the model again"
-            )
-        raise SpeechgenError(f"{path}: not a Keras model (.keras files are zip archives)")
-    _inspect_archive(path)
-    try:
-        model = keras.saving.load_model(path, safe_mode=True, compile=compile)
-    except SpeechgenError as err:
-        raise SpeechgenError(f"{path}: {err}") from None
-    except Exception as err:  # Keras raises many types for foreign or broken archives
-        text = " ".join(str(err).split())
-        if "safe_mode" in text or "arbitrary code" in text:
-            raise SpeechgenError(
-                f"{path}: refused by Keras safe mode (the model holds Python code); "
-                "load only models made by speechgen"
-            ) from None
-        first = text[:200] if text else type(err).__name__
-        raise SpeechgenError(f"{path}: cannot be loaded as a speechgen model ({first})") from None
-    if not isinstance(model, SpeechRNN):
-        raise SpeechgenError(
-            f"{path}: is a Keras model but not a speechgen model ({type(model).__name__})"
-        )
-    return model

@@ -1,7 +1,7 @@
 """Phone timelines for a trained model: ``.PHN`` files -> per-step phone ids."""
 
-from .conditioning import PhoneTrack, folding_table, labelled_segments
-from .errors import SpeechgenError
+from .phones import PhoneTrack, folding_table, labelled_segments
+from ..errors import SpeechgenError
 from .labels import PhoneInventory, fold_segments, read_phn
 
 

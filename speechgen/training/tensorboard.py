@@ -33,7 +33,7 @@ class AudioSamples(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         import tensorflow as tf
 
-        from .generate import Generator
+        from ..generate import Generator
 
         value = (logs or {}).get("val_loss", np.nan)
         if not np.isfinite(value) or value >= self.best:
@@ -59,7 +59,7 @@ def tensorboard_callbacks(run, corpus, normaliser, model_window, seq_len, hop, p
     log_dir = Path(run) / "tensorboard"
     callbacks = [keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False, profile_batch=0)]
     pieces = corpus.splits["valid"] or corpus.splits["train"]
-    from .generate import sequence_samples
+    from ..generate import sequence_samples
 
     want = sequence_samples(model_window, hop, seq_len)
     piece = max(pieces, key=len)

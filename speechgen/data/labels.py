@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .errors import SpeechgenError
+from ..errors import SpeechgenError
 
 FILL = "h#"
 

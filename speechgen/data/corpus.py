@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import Audio, read_audio
-from .errors import SpeechgenError
+from ..errors import SpeechgenError
 from .labels import read_phn
 
 SPLITS = ("train", "valid", "test")

@@ -88,7 +88,7 @@ def training_ranges(pieces, rate, low=1.0, high=99.0):
             flat.append(f)
     rms, flat = np.concatenate(rms), np.concatenate(flat)
     if len(rms) < 2:
-        from .errors import SpeechgenError
+        from ..errors import SpeechgenError
 
         raise SpeechgenError("the training split has under 2 s of audio: too little to know its range")
     return Ranges(
@@ -119,7 +119,7 @@ def horizons_for(model):
 
 def noise_scale(model, temperature):
     """Normalised noise std for ``temperature``: temperature x the validation RMSE."""
-    from .errors import SpeechgenError
+    from ..errors import SpeechgenError
 
     if not temperature:
         return 0.0
@@ -145,9 +145,9 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=0.0, seed=
         the training audio, with the training percentile each stream's median sits at
         (a stream can be inside the range yet sit at its noisy edge).
     """
-    from .corpus import Normaliser
-    from .errors import SpeechgenError
-    from .generate import Generator, sequence_samples
+    from ..data.corpus import Normaliser
+    from ..errors import SpeechgenError
+    from ..generate import Generator, sequence_samples
 
     rate, w, h = model.sample_rate, model.window, model.hop
     normaliser = Normaliser.from_dict(model.normaliser)
@@ -167,7 +167,7 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=0.0, seed=
     ids = None
     if model.phones:
         # Phones continue from the utterance; generation is capped at its end.
-        from .timeline import track_of_piece
+        from ..data.timeline import track_of_piece
 
         n_samples = min(n_samples, min(len(p) - o - prime_len for p, o in chosen))
         steps = (prime_len - w) // h + 1 + -(-max(0, n_samples - h) // h)
@@ -216,8 +216,8 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=0.0, seed=
 def plot_drift(report, path, title=None):
     """RMS and flatness per second of each generated stream vs real audio and the
     training range (shaded)."""
-    from .plots import _pyplot
-    from .files import atomic_path
+    from ..plots import _pyplot
+    from ..files import atomic_path
 
     plt = _pyplot()
     fig, axes = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True)

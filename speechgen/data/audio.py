@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SpeechgenError
-from .files import atomic_path
+from ..errors import SpeechgenError
+from ..files import atomic_path
 
 # How many samples to scan at a time when a whole-file pass is needed (statistics,
 # finiteness checks): bounds memory to a few MB whatever the file's length.

@@ -1,0 +1,1 @@
+"""Data: audio files -> signals -> corpus splits and normaliser -> TBPTT batches."""

@@ -1,0 +1,1 @@
+"""Measures of a model and its audio: baselines, drift, generation quality."""

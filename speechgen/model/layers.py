@@ -1,0 +1,123 @@
+"""The custom layers of :class:`speechgen.model.SpeechRNN` (keras-hub conventions:
+``**kwargs`` forwarded, one attribute per argument, ``get_config`` mirrors the constructor)."""
+
+import keras
+from keras import layers
+
+
+@keras.saving.register_keras_serializable(package="speechgen")
+class PhoneEncoding(layers.Layer):
+    """Phone ids -> one vector per step: one-hot, or a learned embedding.
+
+    Args:
+        n_phones: size of the phone inventory.
+        embedding: 0 for one-hot, else the embedding size.
+    Shapes:
+        ``(batch, steps, context)`` int32 -> ``(batch, steps, context * width)`` float,
+        ``width = n_phones`` (one-hot) or ``embedding``.
+    """
+
+    def __init__(self, n_phones, embedding=0, **kwargs):
+        super().__init__(**kwargs)
+        self.n_phones = n_phones
+        self.embedding = embedding
+        self.table = layers.Embedding(n_phones, embedding, name="table") if embedding else None
+
+    def build(self, input_shape):
+        if self.table is not None:
+            self.table.build(input_shape)
+
+    def call(self, ids):
+        if self.table is not None:
+            vectors = self.table(ids)
+        else:
+            vectors = keras.ops.one_hot(ids, self.n_phones, dtype=self.compute_dtype)
+        shape = keras.ops.shape(vectors)
+        return keras.ops.reshape(vectors, (shape[0], shape[1], shape[2] * shape[3]))
+
+    def compute_output_shape(self, input_shape):
+        width = self.embedding or self.n_phones
+        return (*input_shape[:2], input_shape[2] * width)
+
+    def get_config(self):
+        return {**super().get_config(), "n_phones": self.n_phones, "embedding": self.embedding}
+
+
+@keras.saving.register_keras_serializable(package="speechgen")
+class ScheduledNoise(layers.Layer):
+    """Gaussian noise on the input while training, with a sigma that a schedule can
+    change between epochs (a variable, so compiled training functions see it).
+
+    Args:
+        stddev: the initial sigma (normalised units).
+        seed: seeds the noise.
+    """
+
+    def __init__(self, stddev, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.stddev = float(stddev)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape):
+        # Not a weight (see SpeechRNN.sampling_p): the schedule sets it each epoch.
+        object.__setattr__(self, "sigma", keras.Variable(self.stddev, trainable=False, name="sigma"))
+
+    def call(self, x, training=False):
+        if not training:
+            return x
+        noise = keras.random.normal(keras.ops.shape(x), seed=self.seed_generator, dtype=x.dtype)
+        return x + keras.ops.cast(self.sigma, x.dtype) * noise
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "stddev": self.stddev, "seed": self.seed}
+
+
+def _lstm_bias_init(shape, dtype=None):
+    """Keras LSTM's ``unit_forget_bias``: zeros, except ones for the forget gate."""
+    u = shape[0] // 4
+    return keras.ops.concatenate(
+        [keras.ops.zeros((u,), dtype), keras.ops.ones((u,), dtype), keras.ops.zeros((2 * u,), dtype)]
+    )
+
+
+@keras.saving.register_keras_serializable(package="speechgen")
+class RecurrentOnlyLSTMCell(layers.Layer):
+    """An LSTM cell whose input projection ``x @ W`` (``4 * units`` wide) was computed
+    before the recurrence (``hoist_input``): ``z = x_t + h @ U + b``, gates i, f, c, o
+    as in ``keras.layers.LSTMCell`` (default activations).
+
+    Args:
+        units: the state size.
+    Weights:
+        ``recurrent_kernel (units, 4 * units)`` (orthogonal init), ``bias (4 * units,)``
+        (zeros, ones for the forget gate, like Keras' ``unit_forget_bias``).
+    """
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.state_size = [units, units]
+        self.output_size = units
+
+    def build(self, input_shape):
+        u = self.units
+        self.recurrent_kernel = self.add_weight(
+            shape=(u, 4 * u), initializer="orthogonal", name="recurrent_kernel"
+        )
+        self.bias = self.add_weight(shape=(4 * u,), initializer=_lstm_bias_init, name="bias")
+
+    def call(self, inputs, states, training=False):
+        ops = keras.ops
+        h, c = states
+        z = inputs + ops.matmul(h, ops.cast(self.recurrent_kernel, h.dtype)) + ops.cast(self.bias, h.dtype)
+        i, f, g, o = ops.split(z, 4, axis=-1)
+        c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
+        h = ops.sigmoid(o) * ops.tanh(c)
+        return h, [h, c]
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}

@@ -1,0 +1,1 @@
+"""Training machinery: callbacks, schedules, distribution, optimizer, TensorBoard."""
