@@ -17,9 +17,12 @@ from pathlib import Path
 
 import yaml
 
-from .errors import UsageError
+from .errors import SpeechgenError, UsageError
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+# The presets ship inside the package: ``speechgen/configs`` is a link to the
+# repository's ``configs/`` (their home), and setup.cfg's package_data puts the files
+# themselves into wheels and sdists, so ``--config demo`` works after ``pip install .``.
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
 @dataclass
@@ -44,7 +47,17 @@ class Config:
     input_noise: float = 0.0  # Gaussian noise sigma on the input, normalised units
     input_noise_end: float = -1.0  # sigma reached after schedule_epochs (-1: constant)
     input_dropout: float = 0.0  # dropout on the input samples
-    output_activation: str = "tanh"
+    output_activation: str = "tanh"  # mse heads: tanh | linear
+    # The head (docs/configuration.md): mse (regression) or categorical (a softmax over
+    # quantised sample values, sampled when generating; trained in bits per sample).
+    output: str = "mse"
+    levels: int = 256  # categorical: number of quantised values
+    quantisation: str = "mulaw"  # categorical: mulaw | linear
+    # Tiered models: a sample-level predictor (ReLU layers of these sizes) below the LSTM
+    # tier, which then steps once per hop samples. Empty: an untiered model.
+    predictor_units: list = field(default_factory=list)
+    predictor_window: int = 0  # samples each predicted sample reads (0: hop)
+    input_embedding: int = 0  # categorical predictors: embed quantised inputs in N dims (0: real values)
     l2: float = 0.0  # L2 penalty on LSTM and Dense kernels
     # Against input drift (docs/drift.md): scheduled sampling, Bengio et al. 2015.
     scheduled_sampling: float = 0.0  # final probability of feeding the model its own prediction
@@ -74,7 +87,7 @@ class Config:
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 CHOICES = {
     "normalisation": ("meanrange", "minmax"),
-    "output_activation": ("tanh", "linear", "relu"),
+    "output_activation": ("tanh", "linear"),
     "optimizer": ("adam", "sgd", "rmsprop", "adamw"),
     "phones": ("none", "current", "context"),
     "phone_folding": ("none", "timit39"),
@@ -82,6 +95,8 @@ CHOICES = {
     "sampling_schedule": ("linear", "inverse_sigmoid"),
     "jit_compile": ("auto", "on", "off"),
     "lr_schedule": ("constant", "cosine"),
+    "output": ("mse", "categorical"),
+    "quantisation": ("mulaw", "linear"),
 }
 
 
@@ -104,7 +119,7 @@ def _coerce(key, value, source):
     if want is float and isinstance(value, int) and not isinstance(value, bool):
         value, ok = float(value), True
     if want is list and ok:
-        item = int if key == "units" else float
+        item = int if key in ("units", "predictor_units") else float
         ok = all(
             isinstance(v, (int, float)) and not isinstance(v, bool) and (item is float or isinstance(v, int))
             for v in value
@@ -113,7 +128,7 @@ def _coerce(key, value, source):
     if not ok:
         raise UsageError(
             f"{source}: {key} must be {want.__name__}"
-            f"{' of ' + ('integers' if key == 'units' else 'numbers') if want is list else ''}"
+            f"{' of ' + ('integers' if key in ('units', 'predictor_units') else 'numbers') if want is list else ''}"
             f", got {value!r}"
         )
     return value
@@ -130,6 +145,11 @@ def _apply(values, mapping, source):
         values[key] = _coerce(key, value, source)
 
 
+def presets():
+    """The names of the presets shipped with speechgen (``configs/NAME.yaml``), sorted."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
 def resolve_config_path(name):
     """A config argument is a path, or the name of a preset in ``configs/``."""
     path = Path(name)
@@ -138,7 +158,7 @@ def resolve_config_path(name):
     preset = CONFIG_DIR / f"{name}.yaml"
     if preset.exists():
         return preset
-    raise UsageError(f"{name}: no such config file or preset (presets are in {CONFIG_DIR})")
+    raise UsageError(f"{name}: no such config file or preset (presets: {', '.join(presets()) or 'none installed'})")
 
 
 def load_config(files=(), sets=(), base=None):
@@ -213,11 +233,93 @@ def validate(config):
         raise UsageError(f"config: learning_rate must be positive, got {config.learning_rate}")
     if not 0 <= config.lr_final <= 1:
         raise UsageError(f"config: lr_final must be in [0, 1] (a fraction of learning_rate), got {config.lr_final}")
+    _validate_head(config)
     for key, choices in CHOICES.items():
         if getattr(config, key) not in choices:
             raise UsageError(
                 f"config: {key} must be one of {', '.join(choices)}, got {getattr(config, key)!r}"
             )
+
+
+# Keys resume applies; the rest is baked into the checkpoint's model and optimizer (or
+# the data split), so changing them would be silently ignored.
+RESUMABLE = ("epochs", "patience", "max_batches", "checkpoint_batches")
+
+
+def changed_keys(saved, config, resumable=RESUMABLE):
+    """Keys of ``config`` whose value differs from the ``saved`` config and that a
+    resumed run cannot apply (not in ``resumable``), in the config's key order.
+
+    Args:
+        saved: a saved model's ``train_config`` (dict; keys it lacks count as unchanged).
+        config: the resolved :class:`Config` of the resume.
+    """
+    saved = saved or {}
+    return [k for k, v in config.to_dict().items() if k not in resumable and k in saved and saved[k] != v]
+
+
+def check_resumable(saved, config, resumable=RESUMABLE):
+    """Raise :class:`SpeechgenError` naming the first key resume cannot change."""
+    changed = changed_keys(saved, config, resumable)
+    if changed:
+        raise SpeechgenError(
+            f"--set {changed[0]}: cannot change {changed[0]} when resuming (only {', '.join(resumable)} "
+            "can); start a new run"
+        )
+
+
+# The run's own record in a saved model's train_config: train_config["run"], beside
+# (not among) the config keys. model.keras: val_rmse (the square root of the best
+# epoch's val_mse, normalised units; --temperature scales by it). checkpoint.keras:
+# epochs_done (finished epochs), batches_done (batches of the next epoch done, 0 at an
+# epoch end) and, mid-epoch, epoch_seconds (that epoch's training time so far).
+RUN_KEYS = ("val_rmse", "epochs_done", "batches_done", "epoch_seconds")
+
+
+def run_state(train_config):
+    """The run record of a saved ``train_config`` (a dict; empty when there is none).
+
+    Models saved before the record had a key of its own kept these keys at the top
+    level of ``train_config``; they are read from there.
+    """
+    train_config = train_config or {}
+    legacy = {k: train_config[k] for k in RUN_KEYS if k in train_config}
+    return {**legacy, **(train_config.get("run") or {})}
+
+
+def with_run_state(train_config, **changes):
+    """A copy of ``train_config`` whose run record has ``changes`` (None drops a key)."""
+    state = {k: v for k, v in {**run_state(train_config), **changes}.items() if v is not None}
+    rest = {k: v for k, v in (train_config or {}).items() if k not in RUN_KEYS and k != "run"}
+    return {**rest, "run": state}
+
+
+def _validate_head(config):
+    """The head and tier settings (see :mod:`speechgen.model.heads`)."""
+    if not 2 <= config.levels <= 65536:
+        raise UsageError(f"config: levels must be in 2..65536, got {config.levels}")
+    if any(u <= 0 for u in config.predictor_units):
+        raise UsageError(f"config: predictor_units must be positive sizes, got {config.predictor_units}")
+    for key in ("predictor_window", "input_embedding"):
+        if getattr(config, key) < 0:
+            raise UsageError(f"config: {key} must not be negative, got {getattr(config, key)}")
+    if config.predictor_units:
+        k = config.predictor_window or config.hop
+        if k > config.window:
+            raise UsageError(
+                f"config: predictor_window ({k}) must not exceed window ({config.window}): each "
+                "sample's predictor reads the samples before it"
+            )
+        if config.scheduled_sampling:
+            raise UsageError(
+                "config: scheduled_sampling is not available for tiered models (predictor_units); "
+                "set scheduled_sampling=0"
+            )
+    elif config.predictor_window or config.input_embedding:
+        key = "predictor_window" if config.predictor_window else "input_embedding"
+        raise UsageError(f"config: {key} needs a tiered model (set predictor_units, e.g. [256, 256])")
+    if config.input_embedding and config.output != "categorical":
+        raise UsageError("config: input_embedding needs output=categorical (it embeds quantised samples)")
 
 
 def dump_config(config):

@@ -19,37 +19,7 @@ across corpora: 0 dB is no better than predicting the mean.
 import numpy as np
 
 from .data.corpus import SPLITS, Normaliser
-from .errors import SpeechgenError
-
-PREDICTORS = ("model", "zero", "persistence", "lpc")
-
-
-def fit_lpc(pieces, normaliser, order, max_samples=2_000_000, chunk=100_000):
-    """Least-squares coefficients ``a`` with ``x[t] ~ x[t-order:t] @ a``.
-
-    Fitted on (up to ``max_samples`` target samples of) the normalised ``pieces``,
-    accumulating ``X^T X`` and ``X^T y`` chunk by chunk, so memory stays bounded.
-
-    Returns:
-        float64 ``(order,)``.
-    """
-    xtx, xty, used = np.zeros((order, order)), np.zeros(order), 0
-    for piece in pieces:
-        for lo in range(0, max(0, len(piece) - order), chunk):
-            hi = min(len(piece), lo + chunk + order)
-            x = normaliser.apply(piece.read(lo, hi)).astype(np.float64)
-            windows = np.lib.stride_tricks.sliding_window_view(x[:-1], order)
-            targets = x[order:]
-            xtx += windows.T @ windows
-            xty += windows.T @ targets
-            used += len(targets)
-            if used >= max_samples:
-                break
-        if used >= max_samples:
-            break
-    # A tiny ridge keeps the solve stable on silent or perfectly periodic audio.
-    ridge = 1e-6 * np.trace(xtx) / order + 1e-12
-    return np.linalg.solve(xtx + ridge * np.eye(order), xty)
+from .measures.baselines import PREDICTORS, _fits, fit_lpc
 
 
 def evaluate_model(model, corpus, splits=SPLITS):
@@ -68,11 +38,12 @@ def evaluate_model(model, corpus, splits=SPLITS):
 
     from .data.phones import folding_table
     from .data.labels import PhoneInventory
+    from .data.framing import Framing
     from .data.pipeline import split_batches
 
     config = model.train_config or {}
     normaliser = Normaliser.from_dict(model.normaliser)
-    framing = (model.window, model.hop, config.get("seq_len", 50))
+    framing = Framing.of(model, config.get("seq_len", 50))
     phones = None
     if model.phones:
         phones = (
@@ -83,6 +54,7 @@ def evaluate_model(model, corpus, splits=SPLITS):
     lpc = None
     if model.hop == 1 and corpus.splits.get("train"):
         lpc = fit_lpc(corpus.splits["train"], normaliser, model.window)
+    categorical = model.head.kind == "categorical"
     runners = {model.batch_size: model}
     results = {}
     for split in splits:
@@ -100,16 +72,22 @@ def evaluate_model(model, corpus, splits=SPLITS):
         if batch not in runners:
             runners[batch] = model.with_batch_size(batch)
         runner = runners[batch]
-        predict = tf.function(lambda x, m=runner: m(x, training=False))
+        predict = tf.function(lambda x, m=runner: _score(m, x))
         sums = dict.fromkeys(PREDICTORS, 0.0)
+        nats = 0.0
         total = total_sq = count = 0.0
         runner.reset_rnn_states()
         for k, (inputs, targets) in enumerate(dataset):
             if k and schedule.fresh[k].any():
                 runner.reset_rnn_rows(schedule.fresh[k])
-            frames = (inputs[0] if phones else inputs).numpy().astype(np.float64)
-            t = targets.numpy().astype(np.float64)
-            sums["model"] += float(np.sum((predict(inputs).numpy() - t) ** 2))
+            frames = (inputs[0] if phones else inputs).numpy().astype(np.float64)[..., : model.window]
+            if categorical:
+                # Score the decoded classes: what a categorical model can produce.
+                targets = model.head.decode(model.head.targets(targets.numpy()))
+            t = np.asarray(targets, np.float64)
+            point, nll = predict((inputs, tf.constant(t, tf.float32)))
+            sums["model"] += float(np.sum((point.numpy() - t) ** 2))
+            nats += float(nll)
             sums["zero"] += float(np.sum(t**2))
             sums["persistence"] += float(np.sum((frames[..., -model.hop :] - t) ** 2))
             if lpc is not None:
@@ -118,6 +96,7 @@ def evaluate_model(model, corpus, splits=SPLITS):
             total_sq += float(np.sum(t**2))
             count += t.size
         mse = {k: v / count for k, v in sums.items()}
+        bits = {"model": nats / count / np.log(2.0)} if categorical else None
         if lpc is None:
             mse["lpc"] = None
         variance = total_sq / count - (total / count) ** 2
@@ -131,18 +110,24 @@ def evaluate_model(model, corpus, splits=SPLITS):
             "steps": int(count // model.hop),
             "seconds": count / model.sample_rate,
             "coverage": schedule.coverage,
+            "bits": bits,
         }
     return results
 
 
-def _fits(lengths, framing, batch):
-    from .data.pipeline import plan
+def _score(model, data):
+    """A batch's point predictions ``(B, T, hop)`` and, for categorical heads, the summed
+    negative log-likelihood (nats) of the true samples' classes (0 for MSE heads)."""
+    import keras
 
-    try:
-        plan(lengths, *framing, batch)
-        return True
-    except SpeechgenError:
-        return False
+    inputs, samples = data
+    outputs = model(inputs, training=False)
+    point = model.head.point(outputs)
+    if model.head.kind != "categorical":
+        return point, keras.ops.zeros(())
+    classes = model.head.targets(samples, ops=keras.ops)
+    nll = keras.losses.sparse_categorical_crossentropy(classes, outputs, from_logits=True)
+    return point, keras.ops.sum(nll)
 
 
 def format_table(results):

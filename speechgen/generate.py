@@ -1,34 +1,45 @@
-"""Free-running generation: prime the state with real audio, then feed predictions back.
+"""Free-running generation: prime the state with real audio, then feed samples back.
 
 Priming runs real audio through a copy of the model teacher-forced (one Keras call over
-all priming steps), which leaves the LSTM state where training would have it at that
-point of a stream. Free-running then repeats: predict ``hop`` samples from the last
-``window`` samples (and the step's phones), append them, slide the window.
+every step whose targets lie inside the prime), which leaves the LSTM state where
+training would have it at that point of a stream. Free-running then repeats: from the
+last ``window`` samples (and the step's phones), the head draws the next ``hop``
+samples (a categorical draw at a temperature, or the MSE prediction plus optional
+noise), they are appended and the window slides. A tiered model draws its ``hop``
+samples one at a time: the frame tier runs once per step, its upsampled output
+conditions the sample-level predictor, which reads the samples drawn so far.
 
-The free-running loop does not call the Keras model: it runs the same maths on the
-model's weights (LSTM cells with gates i, f, c, o; the Dense output) inside one
-``tf.while_loop`` compiled by XLA, for one stream or N streams at once. Calling a Keras
-model per step costs far more than the arithmetic of a small LSTM (see
-docs/design.md). Phone inputs enter the first layer as a precomputed per-phone gate
-bias, so conditioning costs a gather, not a matmul. A test checks that the result
-equals the Keras model stepped one call at a time.
+The loop is one ``tf.while_loop`` compiled by XLA, for one stream or N streams at once,
+and it calls **the model's own layers and cells** (``layer.cell(x, states)``, the
+phone encoding, the predictor's Dense layers, the head's output layer): it computes the
+model's maths by construction, not a re-typed copy of it. A test pins it against the
+Keras model stepped one call at a time with the same seeds, for every head.
 """
 
 import time
 
 import numpy as np
 
-ACTIVATIONS = {"tanh": "tanh", "linear": None, "relu": "relu"}
+from .data.framing import Framing
 
 
 def sequence_samples(window, hop, seq_len):
     """Samples in one training sequence of ``seq_len`` steps: the default prime length."""
-    return (seq_len - 1) * hop + window
+    return Framing(window, hop, seq_len).block
 
 
 def prime_steps(n_samples, window, hop):
-    """How many whole steps a prime of ``n_samples`` samples gives (0 if too short)."""
-    return 0 if n_samples < window else (n_samples - window) // hop + 1
+    """How many whole teacher-forced steps a prime of ``n_samples`` samples gives: the
+    steps whose targets lie inside it (0 if it is shorter than ``window + hop``)."""
+    return Framing(window, hop).steps(n_samples)
+
+
+def draw_seed(seed, draw):
+    """The stateless seed of draw number ``draw`` (a step, or a step's sample) of a run
+    seeded ``seed``: the same seed and draw always give the same random numbers."""
+    import tensorflow as tf
+
+    return tf.stack([tf.cast(seed, tf.int64), tf.cast(draw, tf.int64)])
 
 
 class Generator:
@@ -37,83 +48,90 @@ class Generator:
     Args:
         model: a trained :class:`speechgen.model.SpeechRNN` (any batch size).
         streams: how many streams to generate at once (N).
-        noise: std of Gaussian noise added to every prediction before it is fed back
-            (normalised units; ``--temperature`` x the validation RMSE), 0 for none.
-        seed: seeds that noise (the same seed gives the same audio).
+        temperature: categorical heads: the softmax temperature (1: the model's own
+            distribution; 0: always the most likely class). Ignored by MSE heads.
+        noise: MSE heads: std of Gaussian noise added to every prediction before it
+            is fed back (normalised units; ``sample --noise`` x the validation RMSE).
+        seed: seeds every draw (the same seed gives the same audio).
     """
 
-    def __init__(self, model, streams=1, noise=0.0, seed=0):
+    def __init__(self, model, streams=1, noise=0.0, seed=0, temperature=1.0):
         import keras
         import tensorflow as tf
 
         self.model = model.with_batch_size(streams) if model.batch_size != streams else model
         self.streams, self.window, self.hop = streams, model.window, model.hop
+        self.framing = Framing.of(model)
+        self.head = self.model.head
         self.context = model.phone_context if model.phones else 0
-        self.noise, self.seed = float(noise), int(seed)
-        # keras.layers.LSTM, and with hoist_input the first layer's RNN of a
-        # RecurrentOnlyLSTMCell (LSTM is an RNN).
-        lstms = [l for l in self.model.layers if isinstance(l, keras.layers.RNN)]
-        self._lstms = lstms
-        dense = self.model.get_layer("next_samples")
-        # (kernel, recurrent kernel, bias) per layer; the first layer's kernel is split
-        # into its audio rows and a per-phone gate table.
-        weights = [l.cell.get_weights() for l in lstms]
-        if getattr(self.model, "hoist_input", False):
-            # The first layer's input kernel is the Dense before its recurrence.
-            weights[0] = [self.model.get_layer("lstm_0_input").kernel.numpy(), *weights[0]]
-        self._cells = [tuple(tf.constant(w) for w in ws) for ws in weights]
-        self._dense = tuple(tf.constant(w) for w in dense.get_weights())
-        self._activation = ACTIVATIONS[model.output_activation]
-        kernel = self._cells[0][0]
-        self._audio_kernel = kernel[: self.window]
-        self._phone_tables = self._phone_tables_of(kernel[self.window :]) if self.context else None
+        self.noise, self.seed, self.temperature = float(noise), int(seed), float(temperature)
+        self._lstms = [l for l in self.model.layers if isinstance(l, keras.layers.RNN)]
+        names = {l.name for l in self.model.layers}
+        get = self.model.get_layer
+        self._hoist = get("lstm_0_input") if "lstm_0_input" in names else None
+        self._phones = get("phone_encoding") if self.context else None
+        self._out = get("next_samples")
+        self.tiered = bool(self.model.predictor_units)
+        if self.tiered:
+            self._upsample = get("upsample")
+            self._embed = get("input_embedding") if "input_embedding" in names else None
+            self._predictor_in = get("predictor_input")
+            self._predictor_relu = get("predictor_relu")
+            self._predictor = [get(f"predictor_{i}") for i in range(1, len(self.model.predictor_units))]
         self._loops = {}
         # Priming runs the Keras model once over the whole prime: compiled, since an
         # eager call over thousands of steps is far slower.
         self._teacher = tf.function(lambda inputs: self.model(inputs, training=False), reduce_retracing=True)
 
-    def _phone_tables_of(self, rows):
-        """One ``(n_phones, 4 * units)`` gate table per context position."""
+    # --- one step, from the model's own layers ---
+
+    def _tier(self, window, states, ids):
+        """The LSTM stack for all streams: ``window (N, W)``, ``ids (N, C)`` or None ->
+        ``(h (N, units[-1]), new states)``."""
         import tensorflow as tf
 
-        encoder = self.model.get_layer("phone_encoding")
-        n = len(self.model.phones)
-        width = encoder.embedding or n
-        tables = []
-        for c in range(self.context):
-            block = rows[c * width : (c + 1) * width]
-            if encoder.embedding:
-                vectors = tf.constant(encoder.table.embeddings.numpy())
-                tables.append(tf.matmul(vectors, block))
-            else:
-                tables.append(block)  # one-hot: row p is phone p's contribution
-        return tf.stack(tables)  # (context, n_phones, 4 * units)
+        x = window
+        if ids is not None:
+            x = tf.concat([x, tf.cast(self._phones(ids[:, None, :])[:, 0], x.dtype)], axis=-1)
+        new_states = []
+        for i, (layer, state) in enumerate(zip(self._lstms, states)):
+            if i == 0 and self._hoist is not None:
+                x = self._hoist(x)
+            dtype = layer.cell.compute_dtype
+            x, state = layer.cell(tf.cast(x, dtype), [tf.cast(s, dtype) for s in state], training=False)
+            new_states.append(tuple(tf.cast(s, tf.float32) for s in state))
+        return x, new_states
 
-    def _step(self, window, states, ids):
-        """One model step for all streams. window (N, W); ids (N, C) or None."""
+    def _draw(self, y, hop, seed):
+        """Head output layer values ``y (N, hop * width)`` -> drawn samples ``(N, hop)``."""
         import tensorflow as tf
 
-        x, new_states = None, []
-        for layer, ((kernel, recurrent, bias), (h, c)) in enumerate(zip(self._cells, states)):
-            if layer == 0:
-                z = tf.matmul(window, self._audio_kernel)
-                if ids is not None:
-                    for k in range(self.context):
-                        z += tf.gather(self._phone_tables[k], ids[:, k])
-            else:
-                z = tf.matmul(x, kernel)
-            z += tf.matmul(h, recurrent) + bias
-            i, f, g, o = tf.split(z, 4, axis=1)
-            c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-            x = tf.sigmoid(o) * tf.tanh(c)
-            new_states.append((x, c))
-        kernel, bias = self._dense
-        y = tf.matmul(x, kernel) + bias
-        if self._activation == "tanh":
-            y = tf.tanh(y)
-        elif self._activation == "relu":
-            y = tf.nn.relu(y)
-        return y, new_states
+        outputs = self.head.shape_outputs(y, hop)
+        return tf.cast(self.head.sample(outputs, seed, self.temperature, self.noise), tf.float32)
+
+    def _step(self, window, states, ids, step):
+        """One model step: ``window (N, W)`` -> ``(samples (N, hop), new states)``."""
+        import tensorflow as tf
+
+        h, states = self._tier(window, states, ids)
+        if not self.tiered:
+            return self._draw(self._out(h), self.hop, draw_seed(self.seed, step)), states
+        k, units = self.model.predictor_window, self.model.predictor_units[0]
+        cond = tf.reshape(self._upsample(h), (self.streams, self.hop, units))
+        recent, drawn = window[:, self.window - k :], []
+        # Unrolled over the hop samples (a static count): each reads the ones before it.
+        for j in range(self.hop):
+            z = recent
+            if self._embed is not None:
+                classes = self.head.targets(z, ops=tf_ops())
+                z = tf.reshape(self._embed(classes), (self.streams, -1))
+            z = self._predictor_relu(self._predictor_in(z) + tf.cast(cond[:, j], self._predictor_in.compute_dtype))
+            for layer in self._predictor:
+                z = layer(z)
+            sample = self._draw(self._out(z), 1, draw_seed(self.seed, step * self.hop + j))
+            drawn.append(sample)
+            recent = tf.concat([recent[:, 1:], sample], axis=1)
+        return tf.concat(drawn, axis=1), states
 
     def _loop(self, n_steps):
         """A compiled loop of exactly ``n_steps`` steps (XLA needs static sizes, so
@@ -122,18 +140,14 @@ class Generator:
             return self._loops[n_steps]
         import tensorflow as tf
 
-        hop, with_ids, noise = self.hop, bool(self.context), self.noise
+        hop, with_ids = self.hop, bool(self.context)
 
-        def run(window, states, ids, chunk):
+        def run(window, states, ids, first_step):
             outputs = tf.TensorArray(tf.float32, size=n_steps)
 
             def body(i, window, states, outputs):
-                y, states = self._step(window, states, ids[i] if with_ids else None)
-                if noise:
-                    # Stateless: step k of the run always gets the same draw for a seed.
-                    step = chunk * n_steps + tf.cast(i, tf.int64)
-                    seed = tf.stack([tf.constant(self.seed, tf.int64), step])
-                    y += noise * tf.random.stateless_normal(tf.shape(y), seed)
+                step = first_step + tf.cast(i, tf.int64)
+                y, states = self._step(window, states, ids[i] if with_ids else None, step)
                 return i + 1, tf.concat([window[:, hop:], y], axis=1), states, outputs.write(i, y)
 
             _, window, states, outputs = tf.while_loop(
@@ -146,6 +160,8 @@ class Generator:
         self._loops[n_steps] = tf.function(run, jit_compile=True)
         return self._loops[n_steps]
 
+    # --- priming and running ---
+
     def prime(self, audio, phones=None):
         """Run normalised ``audio`` teacher-forced through the model.
 
@@ -154,26 +170,25 @@ class Generator:
             phones: the priming steps' phone ids, ``(steps, C)`` or ``(N, steps, C)``,
                 for phone-conditioned models (steps as :func:`prime_steps` counts them).
         Returns:
-            ``(window, first)``: each stream's next window ``(N, window)`` and the
-            prediction of the ``hop`` samples after the used prime ``(N, hop)``.
-            Only the last ``(steps - 1) * hop + window`` samples are used.
+            ``(window, steps)``: each stream's last ``window`` samples ``(N, window)``,
+            from which free-running continues, and the number of priming steps. Only
+            the last ``steps * hop + window`` samples are used.
         """
         import tensorflow as tf
 
         audio = np.atleast_2d(np.asarray(audio, np.float32))
-        steps = prime_steps(audio.shape[1], self.window, self.hop)
-        used = audio[:, audio.shape[1] - ((steps - 1) * self.hop + self.window) :]
+        steps = self.framing.steps(audio.shape[1])
+        used = audio[:, audio.shape[1] - (steps * self.hop + self.window) :]
         self.model.reset_rnn_states()
-        frames = tf.signal.frame(used, self.window, self.hop, axis=1)
-        inputs = frames
-        if self.context:
-            ids = np.asarray(phones, np.int32).reshape(self.streams, -1, self.context)[:, -steps:]
-            inputs = [frames, tf.constant(ids)]
-        first = self._teacher(inputs)[:, -1].numpy()
-        window = np.concatenate([used[:, used.shape[1] - self.window + self.hop :], first], axis=1)
-        return window.astype(np.float32), first
+        if steps:
+            inputs, _ = self.framing.frame(tf.constant(used))
+            if self.context:
+                ids = np.asarray(phones, np.int32).reshape(self.streams, -1, self.context)[:, :steps]
+                inputs = [inputs, tf.constant(ids)]
+            self._teacher(inputs)
+        return used[:, used.shape[1] - self.window :].astype(np.float32), steps
 
-    def free_run(self, window, n_steps, phones=None, chunk_steps=None, progress=None):
+    def free_run(self, window, n_steps, phones=None, chunk_steps=None, progress=None, first_step=0):
         """Generate ``n_steps`` steps after the primed state.
 
         Args:
@@ -183,12 +198,14 @@ class Generator:
                 runs a whole chunk, and the surplus of the last one is dropped, so
                 one compiled loop serves the whole run.
             progress: called as ``progress(done_steps, n_steps, elapsed_seconds)``.
+            first_step: the number of the first step (seeds: a run continued in
+                pieces draws what one run would).
         Returns:
             ``(N, n_steps * hop)`` float32, normalised.
         """
         import tensorflow as tf
 
-        states = [tuple(tf.constant(v.numpy()) for v in layer.states) for layer in self._lstms]
+        states = [tuple(tf.constant(v.numpy(), tf.float32) for v in layer.states) for layer in self._lstms]
         if n_steps <= 0:
             return np.zeros((self.streams, 0), np.float32)
         chunk = min(n_steps, chunk_steps or max(256, -(-n_steps // 20)))
@@ -204,7 +221,8 @@ class Generator:
         pieces, started = [], time.perf_counter()
         for k in range(n_chunks):
             window, states, out = loop(
-                window, states, tf.constant(ids[k * chunk : (k + 1) * chunk]), tf.constant(k, tf.int64)
+                window, states, tf.constant(ids[k * chunk : (k + 1) * chunk]),
+                tf.constant(first_step + k * chunk, tf.int64),
             )
             pieces.append(out.numpy())
             if progress:
@@ -222,13 +240,19 @@ class Generator:
             ``(n_samples,)`` for one stream, else ``(N, n_samples)``.
         """
         prime = np.atleast_2d(prime)
-        steps = prime_steps(prime.shape[1], self.window, self.hop)
-        n_steps = -(-max(0, n_samples - self.hop) // self.hop)
+        steps = self.framing.steps(prime.shape[1])
+        n_steps = -(-max(0, n_samples) // self.hop)
         prime_ids = gen_ids = None
         if self.context:
             ids = np.asarray(phones, np.int32).reshape(self.streams, -1, self.context)
             prime_ids, gen_ids = ids[:, :steps], ids[:, steps : steps + n_steps]
-        window, first = self.prime(prime, prime_ids)
-        rest = self.free_run(window, n_steps, gen_ids, progress=progress)
-        out = np.concatenate([first, rest], axis=1)[:, :n_samples]
+        window, _ = self.prime(prime, prime_ids)
+        out = self.free_run(window, n_steps, gen_ids, progress=progress)[:, :n_samples]
         return out[0] if self.streams == 1 else out
+
+
+def tf_ops():
+    """``keras.ops`` for quantising inside the compiled loop (TensorFlow backend)."""
+    import keras
+
+    return keras.ops

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import dump_config, load_config
+from .config import check_resumable, dump_config, load_config, run_state, with_run_state
 from .data.corpus import Normaliser, load_corpus, reopen_corpus
 from .errors import SpeechgenError, UsageError
 from .files import write_text
@@ -37,7 +37,12 @@ class RunResult:
 
 
 def _phones_for(config, corpus=None, model=None):
-    """``(inventory, folding, context)`` for phone-conditioned training, else None."""
+    """``(inventory, folding, context)`` for phone-conditioned training, else None.
+
+    A new run takes the inventory from the labels of every split: they are labels,
+    not test audio, and a phone only valid or test speakers say must still have an
+    id (its embedding stays untrained). A resumed run takes the model's.
+    """
     from .data.phones import CONTEXTS, folding_table, inventory_of
     from .data.labels import PhoneInventory
 
@@ -47,16 +52,20 @@ def _phones_for(config, corpus=None, model=None):
     if model is not None:
         inventory = PhoneInventory.from_list(model.phones)
     else:
-        inventory = inventory_of(corpus.splits["train"], folding)
+        inventory = inventory_of([p for split in corpus.splits.values() for p in split], folding)
     return inventory, folding, CONTEXTS[config.phones]
 
 
 def _datasets(corpus, normaliser, config, phones):
     from .data.pipeline import split_batches
 
-    framing = (config.window, config.hop, config.seq_len)
+    from .data.framing import Framing
+
+    quantise = (config.levels, config.quantisation) if config.output == "categorical" else None
     return [
-        split_batches(corpus, split, normaliser, framing, config.batch_size, phones, config.max_batches)
+        split_batches(
+            corpus, split, normaliser, Framing.of(config), config.batch_size, phones, config.max_batches, quantise
+        )
         for split in ("train", "valid")
     ]
 
@@ -74,7 +83,9 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=(), st
         data: a WAV/SPHERE file or a corpus folder.
         out: run directory (created; must be empty unless ``force``).
         config: a resolved :class:`speechgen.config.Config`.
-        verbose: Keras progress (1 = a bar per epoch, 2 = a line per epoch, 0 = none).
+        verbose: progress: 1 = Keras' live bar per epoch (for terminals), 2 = one plain
+            line per epoch through ``log`` (for logs: no carriage returns or colour
+            codes), 0 = none.
         log: where progress lines go.
         callbacks: extra Keras callbacks (run after speechgen's own).
         strategy: ``none``, ``mirrored`` or ``multi-worker`` (speechgen.distribute).
@@ -154,7 +165,9 @@ def _new_model(corpus, normaliser, phones, config, rows_per_replica, steps_per_e
     # The loss includes any L2 penalty; the "mse" metric is the pure error that
     # --temperature scales its noise by.
     jit = {"on": {"jit_compile": True}, "off": {"jit_compile": False}}.get(config.jit_compile, {})
-    model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss="mse", metrics=["mse"], **jit)
+    model.compile(
+        optimizer=make_optimizer(config, steps_per_epoch), loss=model.head.loss(), metrics=model.head.metrics(), **jit
+    )
     return model
 
 
@@ -193,18 +206,11 @@ def resume(run, sets=(), verbose=1, log=print, callbacks=(), strategy="none", te
             f"{run}: trained with {config.batch_size // model.batch_size} replica(s), resumed with "
             f"{config.batch_size // rows_per_replica}; resume with the same --strategy and devices"
         )
-    # Only these apply to a resumed run; the rest is baked into the checkpoint's model
-    # and optimizer (or the data split), so changing them would be silently ignored.
-    resumable = ("epochs", "patience", "max_batches", "checkpoint_batches")
     saved = model.train_config or {}
-    changed = [k for k, v in config.to_dict().items() if k not in resumable and k in saved and saved[k] != v]
-    if changed:
-        raise SpeechgenError(
-            f"--set {changed[0]}: cannot change {changed[0]} when resuming (only {', '.join(resumable)} "
-            "can); start a new run"
-        )
-    done = saved.get("epochs_done")
-    position = int(saved.get("batches_done") or 0)  # batches of epoch done + 1 (mid-epoch checkpoint)
+    check_resumable(saved, config)
+    state = run_state(saved)
+    done = state.get("epochs_done")
+    position = int(state.get("batches_done") or 0)  # batches of epoch done + 1 (mid-epoch checkpoint)
     if position and strategy is not None:
         raise UsageError(
             f"{run}: the checkpoint was saved in the middle of epoch {done + 1}; resume it with --strategy none"
@@ -246,10 +252,10 @@ def resume(run, sets=(), verbose=1, log=print, callbacks=(), strategy="none", te
                 f"{checkpoint}: records batch {position} of epoch {done + 1} but holds no LSTM state; "
                 "damaged checkpoint"
             )
-        partial = {"batches_done": position, "seconds": float(saved.get("epoch_seconds") or 0.0)}
+        partial = {"batches_done": position, "seconds": float(state.get("epoch_seconds") or 0.0)}
         where = f", after batch {position} of {steps}"
     # The position belongs to the checkpoint file alone; later saves set their own.
-    kept = {k: v for k, v in saved.items() if k not in ("batches_done", "epoch_seconds")}
+    kept = with_run_state(saved, batches_done=None, epoch_seconds=None)
     model.train_config = {**kept, **config.to_dict()}
     log(f"resuming {run} at epoch {len(rows) + 1} of {config.epochs}{where}")
     if not chief:
@@ -282,7 +288,7 @@ def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks, pa
     "seconds": s}``; the first epoch then runs from batch ``k`` of its schedule, and
     its history row adds the ``s`` seconds the batches before took.
     """
-    from .training.callbacks import EndAfterEpoch, ResetStates, RunRecorder, StopOnNaN
+    from .training.callbacks import EndAfterEpoch, EpochLog, ResetStates, RunRecorder, StopOnNaN
     from .training.schedules import DriftSchedules
     from .evaluate import evaluate_model
     from .model import load_model
@@ -307,7 +313,10 @@ def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks, pa
         first_batch=first, seconds_before=partial["seconds"] if partial else 0.0,
     )
     nan_guard = StopOnNaN()
-    callbacks = [ResetStates(train_plan.fresh, valid_plan.fresh, first), schedules, nan_guard, recorder, *callbacks]
+    lines = [EpochLog(recorder, config.epochs, log)] if verbose == 2 else []
+    callbacks = [
+        ResetStates(train_plan.fresh, valid_plan.fresh, first), schedules, nan_guard, recorder, *lines, *callbacks,
+    ]
     # A run resumed mid-epoch first finishes that epoch (from batch `first`) in a fit
     # of its own, then fits the remaining epochs whole.
     legs = [(train_ds, len(rows), [])]
@@ -326,7 +335,7 @@ def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks, pa
                 epochs=config.epochs,
                 shuffle=False,  # ordered batches: row i of batch k+1 continues row i of batch k
                 callbacks=[*callbacks, *end],
-                verbose=verbose,
+                verbose=1 if verbose == 1 else 0,  # 2: EpochLog's lines instead of Keras'
             )
     except KeyboardInterrupt:
         # Finished epochs and mid-epoch checkpoints are kept; the batches after the last

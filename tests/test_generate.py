@@ -1,20 +1,28 @@
-"""The compiled generation loop against the Keras model stepped one call at a time."""
+"""The compiled generation loop against the Keras model stepped one call at a time,
+with the same seeds, for every head, tiers, phones, hoisting and mixed precision."""
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from speechgen.generate import Generator, prime_steps
+from speechgen.data.framing import Framing
+from speechgen.generate import Generator, draw_seed, prime_steps
 from speechgen.model import SpeechRNN
 
+SEED = 7
 
-def model_for(window, hop, batch_size=3, **kw):
+
+def model_for(window, hop, batch_size=3, units=(16, 8), **kw):
     keras.utils.set_random_seed(3)
-    return SpeechRNN(window=window, hop=hop, units=[16, 8], batch_size=batch_size, output_activation="tanh", **kw)
+    kw.setdefault("output_activation", "tanh")
+    return SpeechRNN(window=window, hop=hop, units=list(units), batch_size=batch_size, **kw)
 
 
-def reference(model, prime, n_steps, phones=None):
-    """Generation the slow, obvious way: one Keras call per step, every stream at once.
+def reference(model, prime, n_steps, phones=None, temperature=1.0, noise=0.0):
+    """Generation the slow, obvious way: one Keras call per step (per sample for tiered
+    models, the LSTM state saved and put back between a step's samples), every stream
+    at once, each draw made by the head with the seed the compiled loop uses.
 
     prime: (N, samples); phones: (N, prime_steps + n_steps, C) or None.
     Returns (N, n_steps * hop).
@@ -23,71 +31,160 @@ def reference(model, prime, n_steps, phones=None):
     n = prime.shape[0]
     net = model.with_batch_size(n)
     net.reset_rnn_states()
-    w, h = model.window, model.hop
+    framing = Framing.of(model)
+    w, h, la = model.window, model.hop, framing.lookahead
     steps = prime_steps(prime.shape[1], w, h)
-    used = prime[:, prime.shape[1] - ((steps - 1) * h + w) :]
+    used = prime[:, prime.shape[1] - (steps * h + w) :]
 
-    def call(window, t):
-        x = window[:, None, :]
-        return net([x, phones[:, t : t + 1]] if phones is not None else x).numpy()[:, 0]
+    def call(inputs, t):
+        x = inputs[:, None, :]
+        return net([x, phones[:, t : t + 1]] if phones is not None else x)[:, 0]
 
-    for t in range(steps):
-        y = call(used[:, t * h : t * h + w], t)
-    window, out = np.concatenate([used[:, used.shape[1] - w + h :], y], axis=1), [y]
-    for t in range(steps, steps + n_steps - 1):
-        y = call(window, t)
+    for t in range(steps):  # teacher-forced priming
+        call(used[:, t * h : t * h + w + la], t)
+    window, out = used[:, used.shape[1] - w :], []
+    for i in range(n_steps):
+        t = steps + i
+        if not la:
+            y = net.head.sample(call(window, t), draw_seed(SEED, i), temperature, noise).numpy()
+        else:
+            y = np.zeros((n, h), np.float32)
+            states = [v.numpy() for v in net._rnn_state_variables()]
+            for j in range(h):
+                for v, s in zip(net._rnn_state_variables(), states):
+                    v.assign(s)
+                known = np.concatenate([window, y[:, :j], np.zeros((n, la - j), np.float32)], axis=1)
+                logits = call(known, t)[:, j : j + 1]
+                y[:, j] = net.head.sample(logits, draw_seed(SEED, i * h + j), temperature, noise).numpy()[:, 0]
         out.append(y)
-        window = np.concatenate([window[:, h:], y], axis=1)
+        window = np.concatenate([window, y], axis=1)[:, -w:]
     return np.concatenate(out, axis=1)
 
 
-@pytest.mark.parametrize("hoist", [False, True])
-@pytest.mark.parametrize("window, hop", [(12, 12), (16, 1), (10, 4)])
-def test_compiled_generation_equals_keras_step_by_step(window, hop, hoist):
-    model = model_for(window, hop, hoist_input=hoist)
-    prime = np.random.default_rng(0).normal(scale=0.3, size=57).astype("float32")
+def generated(model, prime, n_steps, phones=None, temperature=1.0, noise=0.0, streams=None):
+    streams = streams or np.atleast_2d(prime).shape[0]
+    gen = Generator(model, streams=streams, seed=SEED, temperature=temperature, noise=noise)
+    out = gen.generate(prime, n_steps * model.hop, phones=phones)
+    return np.atleast_2d(out)
+
+
+HEADS = {
+    "mse-tanh": dict(output="mse", output_activation="tanh"),
+    "mse-linear": dict(output="mse", output_activation="linear"),
+    "categorical": dict(output="categorical", levels=32),
+    "categorical-linear-levels": dict(output="categorical", levels=16, quantisation="linear"),
+}
+
+
+@pytest.mark.parametrize("head", sorted(HEADS))
+@pytest.mark.parametrize("window, hop, hoist", [(12, 12, False), (16, 1, False), (10, 4, True)])
+def test_compiled_generation_equals_keras_step_by_step(window, hop, hoist, head):
+    model = model_for(window, hop, hoist_input=hoist, **HEADS[head])
+    prime = np.random.default_rng(0).normal(scale=0.3, size=(1, 57)).astype("float32")
     n_steps = 25
-    expected = reference(model, prime, n_steps)[0]
-    got = Generator(model).generate(prime, n_steps * hop)
-    assert got.shape == expected.shape == (n_steps * hop,)
+    noise = 0.05 if head.startswith("mse") else 0.0
+    expected = reference(model, prime, n_steps, noise=noise)
+    got = generated(model, prime, n_steps, noise=noise)
+    assert got.shape == expected.shape == (1, n_steps * hop)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("head", ["categorical", "mse-linear"])
+@pytest.mark.parametrize("embedding", [0, 4])
+def test_tiered_generation_equals_keras_per_sample(head, embedding):
+    if embedding and head != "categorical":
+        pytest.skip("input embedding is for categorical heads")
+    model = model_for(8, 8, units=(16,), predictor_units=[12, 10], input_embedding=embedding, **HEADS[head])
+    prime = np.random.default_rng(2).normal(scale=0.3, size=(2, 45)).astype("float32")
+    noise = 0.05 if head.startswith("mse") else 0.0
+    expected = reference(model, prime, 6, noise=noise)
+    got = generated(model, prime, 6, noise=noise)
+    assert got.shape == (2, 48)
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("hoist", [False, True])
-@pytest.mark.parametrize("hop, context, embedding", [(1, 1, 0), (1, 3, 5), (16, 1, 0)])
-def test_phone_conditioned_generation_of_n_streams_equals_keras(hop, context, embedding, hoist):
+@pytest.mark.parametrize("hop, context, embedding, tiered", [(1, 1, 0, False), (1, 3, 5, False), (16, 1, 0, False),
+                                                             (8, 1, 3, True)])
+def test_phone_conditioned_generation_of_n_streams_equals_keras(hop, context, embedding, tiered, hoist):
     phones = ["aa", "h#", "iy", "s"]
-    model = model_for(16, hop, phones=phones, phone_context=context, phone_embedding=embedding, hoist_input=hoist)
+    extra = dict(predictor_units=[8]) if tiered else {}
+    model = model_for(16, hop, phones=phones, phone_context=context, phone_embedding=embedding, hoist_input=hoist,
+                      output="categorical", levels=16, **extra)
     rng = np.random.default_rng(4)
     prime = rng.normal(scale=0.3, size=(3, 40)).astype("float32")
-    n_steps = 30
+    n_steps = 12
     ids = rng.integers(0, len(phones), size=(3, prime_steps(40, 16, hop) + n_steps, context)).astype("int32")
     expected = reference(model, prime, n_steps, ids)
-    got = Generator(model, streams=3).generate(prime, n_steps * hop, phones=ids)
+    got = generated(model, prime, n_steps, ids)
     assert got.shape == (3, n_steps * hop)
     np.testing.assert_allclose(got, expected, atol=1e-5)
-    # The phones matter: other phones, other audio.
-    other = Generator(model, streams=3).generate(prime, n_steps * hop, phones=(ids + 1) % len(phones))
-    assert not np.allclose(other, got, atol=1e-3)
+    # The phones reach the distribution the draws come from (an untrained model's draws
+    # barely depend on them, so look at its logits): other phones, other logits.
+    inputs = Framing.of(model).frame(tf.constant(prime))[0][:, :1]
+    net = model.with_batch_size(3)
+    a = net([inputs, tf.constant(ids[:, :1])]).numpy()
+    net.reset_rnn_states()
+    b = net([inputs, tf.constant((ids[:, :1] + 1) % len(phones))]).numpy()
+    assert np.abs(a - b).max() > 1e-5  # exactly 0 if the phones were ignored
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+@pytest.mark.parametrize("tiered", [False, True])
+def test_mixed_precision_generation_equals_keras(policy, tiered):
+    extra = dict(predictor_units=[8]) if tiered else {}
+    model = model_for(8, 8 if tiered else 1, mixed_precision=policy, output="categorical", levels=16, **extra)
+    prime = np.random.default_rng(5).normal(scale=0.3, size=(1, 30)).astype("float32")
+    expected = reference(model, prime, 10)
+    got = generated(model, prime, 10)
+    # The same layers in the same 16-bit arithmetic: equal draws, not just close ones.
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_temperature_zero_is_argmax_and_seeds_repeat():
+    model = model_for(16, 1, output="categorical", levels=32)
+    prime = np.random.default_rng(0).normal(scale=0.3, size=(1, 40)).astype("float32")
+    a, b = generated(model, prime, 50, temperature=0), generated(model, prime, 50, temperature=0)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(a, reference(model, prime, 50, temperature=0), atol=1e-6)
+    one = generated(model, prime, 50)
+    same = Generator(model, seed=SEED).generate(prime, 50)
+    other = Generator(model, seed=SEED + 1).generate(prime, 50)
+    np.testing.assert_array_equal(one[0], same)
+    assert not np.array_equal(one[0], other)
+
+
+def test_temperature_sharpens_the_distribution():
+    """Draws at T follow softmax(logits / T): a numeric check of the head's sampler."""
+    from speechgen.model.heads import CategoricalHead
+
+    head = CategoricalHead(4, "linear")
+    logits = tf.constant(np.tile(np.log([[0.1, 0.2, 0.3, 0.4]]), (20000, 1))[:, None, :], tf.float32)
+    values = head._values
+    for t in (1.0, 0.5):
+        drawn = head.sample(logits, tf.constant([1, 2], tf.int64), t).numpy().ravel()
+        share = np.array([(drawn == v).mean() for v in values])
+        p = np.array([0.1, 0.2, 0.3, 0.4]) ** (1 / t)
+        np.testing.assert_allclose(share, p / p.sum(), atol=0.015)
 
 
 def test_generation_is_chunked_with_state_carried_and_reports_progress():
-    model = model_for(8, 8)
+    model = model_for(8, 8, output="categorical", levels=16)
     prime = np.random.default_rng(1).normal(scale=0.3, size=40).astype("float32")
     seen = []
-    gen = Generator(model)
-    window, first = gen.prime(prime)
+    gen = Generator(model, seed=SEED)
+    window, _ = gen.prime(prime)
     chunked = gen.free_run(window, 30, chunk_steps=8, progress=lambda d, n, s: seen.append((d, n)))
     assert chunked.shape == (1, 30 * 8)
-    window, first2 = gen.prime(prime)
+    window, _ = gen.prime(prime)
     whole = gen.free_run(window, 30, chunk_steps=30)
-    np.testing.assert_allclose(first, first2, atol=1e-6)
     np.testing.assert_allclose(chunked, whole, atol=1e-5)
     assert seen == [(8, 30), (16, 30), (24, 30), (30, 30)]
 
 
 def test_prime_steps():
     assert prime_steps(10, 16, 16) == 0
-    assert prime_steps(16, 16, 16) == 1
-    assert prime_steps(47, 16, 1) == 32
-    assert prime_steps(57, 10, 4) == 12
+    assert prime_steps(31, 16, 16) == 0
+    assert prime_steps(32, 16, 16) == 1
+    assert prime_steps(47, 16, 1) == 31
+    assert prime_steps(57, 10, 4) == 11

@@ -28,6 +28,13 @@ import numpy as np
 from ..errors import SpeechgenError
 
 
+def keras_ops():
+    """``keras.ops`` (imported late: the data modules do not need Keras to load)."""
+    import keras
+
+    return keras.ops
+
+
 @dataclass(frozen=True)
 class Schedule:
     """What every row of every batch reads.
@@ -134,23 +141,28 @@ def _deal(chunks, cap, batch_size):
     return sorted(rows, key=lambda row: row[1])
 
 
-def split_batches(corpus, split, normaliser, framing, batch_size, phones=None, max_batches=0):
+def split_batches(corpus, split, normaliser, framing, batch_size, phones=None, max_batches=0, quantise=None):
     """The TBPTT dataset and schedule of one split.
 
     Args:
         corpus: a :class:`speechgen.corpus.Corpus`.
         split: ``train``, ``valid`` or ``test``.
         normaliser: a :class:`speechgen.corpus.Normaliser`.
-        framing: ``(window, hop, seq_len)``.
+        framing: a :class:`speechgen.data.framing.Framing` (or ``(window, hop, seq_len)``).
         batch_size: rows.
         phones: ``(inventory, folding, context)`` for phone-conditioned models, or None.
         max_batches: cap on batches (0: all).
+        quantise: ``(levels, scheme)`` to give targets as class ids (categorical heads).
     """
+    from .framing import Framing
+
+    if not isinstance(framing, Framing):
+        framing = Framing(*framing)
     pieces = corpus.splits[split]
     if not pieces:
         raise SpeechgenError(f"{corpus.source}: the {split} split is empty; give more audio or change split")
     try:
-        schedule = plan([len(p) for p in pieces], *framing, batch_size, split)
+        schedule = plan([len(p) for p in pieces], framing.window, framing.hop, framing.seq_len, batch_size, split)
     except SpeechgenError as err:
         raise SpeechgenError(f"{corpus.source}: {err}") from None
     tracks, context = None, 1
@@ -159,11 +171,16 @@ def split_batches(corpus, split, normaliser, framing, batch_size, phones=None, m
 
         inventory, folding, context = phones
         tracks = tracks_for(pieces, inventory, folding)
-    dataset = tbptt_dataset(pieces, normaliser, schedule, tracks, context, max_batches=max_batches)
+    dataset = tbptt_dataset(
+        pieces, normaliser, schedule, tracks, context, max_batches=max_batches, lookahead=framing.lookahead,
+        quantise=quantise,
+    )
     return dataset, schedule
 
 
-def tbptt_dataset(pieces, normaliser, schedule, tracks=None, context=1, first_batch=0, max_batches=0):
+def tbptt_dataset(
+    pieces, normaliser, schedule, tracks=None, context=1, first_batch=0, max_batches=0, lookahead=0, quantise=None
+):
     """Batches of a schedule, in order.
 
     Args:
@@ -175,12 +192,19 @@ def tbptt_dataset(pieces, normaliser, schedule, tracks=None, context=1, first_ba
         context: phone ids per step (1 or 3).
         first_batch: start at this batch (resuming mid-epoch).
         max_batches: stop after this many batches (0: all).
+        lookahead: target samples each step's input also holds (tiered models,
+            :class:`speechgen.data.framing.Framing`).
+        quantise: ``(levels, scheme)``: targets become int32 class ids.
     Returns:
         ``tf.data.Dataset`` of ``(inputs, targets)``: float32 ``targets (B, seq_len,
-        hop)``; ``inputs`` is ``frames (B, seq_len, window)`` float32, or, with
-        tracks, ``(frames, phones (B, seq_len, context) int32)``.
+        hop)`` (int32 class ids with ``quantise``); ``inputs`` is ``frames (B,
+        seq_len, window + lookahead)`` float32, or, with tracks, ``(frames, phones (B,
+        seq_len, context) int32)``.
     """
     import tensorflow as tf
+
+    from .framing import Framing
+    from .quantise import quantise as quantise_classes
 
     s = schedule
     B, block = s.batch_size, s.block
@@ -198,10 +222,12 @@ def tbptt_dataset(pieces, normaliser, schedule, tracks=None, context=1, first_ba
             for p, st in zip(s.piece[k], s.start[k])
         ])
 
+    framing = Framing(s.window, s.hop, s.seq_len, lookahead)
+
     def frame(blocks):
-        blocks = tf.ensure_shape(blocks, (B, block))
-        inputs = tf.signal.frame(blocks[:, : block - s.hop], s.window, s.hop, axis=-1)
-        targets = tf.signal.frame(blocks[:, s.window :], s.hop, s.hop, axis=-1)
+        inputs, targets = framing.frame(tf.ensure_shape(blocks, (B, block)))
+        if quantise is not None:
+            targets = quantise_classes(targets, *quantise, ops=keras_ops())
         return inputs, targets
 
     def load(k):

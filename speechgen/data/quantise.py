@@ -25,13 +25,13 @@ def _mu(levels):
 def compand(x, levels, ops=np):
     """mu-law compander ``F`` on [-1, 1] (``mu = levels - 1``)."""
     mu = _mu(levels)
-    return ops.sign(x) * ops.log1p(mu * ops.abs(x)) / np.log1p(mu)
+    return ops.sign(x) * ops.log1p(mu * ops.abs(x)) / float(np.log1p(mu))
 
 
 def expand(y, levels, ops=np):
     """The inverse of :func:`compand`."""
     mu = _mu(levels)
-    return ops.sign(y) * (ops.exp(ops.abs(y) * np.log1p(mu)) - 1.0) / mu
+    return ops.sign(y) * (ops.exp(ops.abs(y) * float(np.log1p(mu))) - 1.0) / mu
 
 
 def quantise(x, levels=256, scheme="mulaw", ops=np):
@@ -54,7 +54,7 @@ def dequantise(q, levels=256, scheme="mulaw", ops=np):
     y = (q + 0.5) * (2.0 / levels) - 1.0
     if scheme == "mulaw":
         y = expand(y, levels, ops)
-    return y
+    return y.astype(np.float32) if ops is np else y
 
 
 def bin_edges(levels=256, scheme="mulaw"):
@@ -68,4 +68,4 @@ def bin_edges(levels=256, scheme="mulaw"):
 
 def class_values(levels=256, scheme="mulaw"):
     """Every class's decoded value, ``(levels,)`` float32."""
-    return dequantise(np.arange(levels), levels, scheme)
+    return dequantise(np.arange(levels), levels, scheme).astype(np.float32)

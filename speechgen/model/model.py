@@ -1,7 +1,9 @@
 """The one model family: a stateful stacked LSTM that predicts the next ``hop`` samples.
 
-Frame-level (write-up 1) and sample-level (write-up 2) models are two settings of
-:class:`SpeechRNN` (``hop == window`` versus ``hop == 1``), not two code paths.
+Frame-level (write-up 1), sample-level (write-up 2) and tiered (SampleRNN-like)
+models are settings of :class:`SpeechRNN` (``hop == window``; ``hop == 1``; a
+sample-level ``predictor`` below the LSTM tier), and the head (MSE or categorical,
+:mod:`speechgen.model.heads`) is one more setting, not another code path.
 Backend-neutral: only ``keras`` layers and ``keras.ops``.
 """
 
@@ -12,17 +14,21 @@ import numpy as np
 from keras import layers
 
 from ..data.phones import CONTEXTS
-from .layers import PhoneEncoding, RecurrentOnlyLSTMCell, ScheduledNoise
+from ..data.quantise import quantise
 from ..errors import SpeechgenError
+from .heads import make_head, reshape_tail
+from .layers import PhoneEncoding, RecurrentOnlyLSTMCell, ScheduledNoise
 
 # The version of the saved model layout (SpeechRNN's config). Bump it when a change
 # makes older speechgen versions misread new files; files without it are format 1.
-FORMAT_VERSION = 1
+# Format 2 adds heads (output, levels, quantisation) and the tiered predictor.
+FORMAT_VERSION = 2
 
 
 @keras.saving.register_keras_serializable(package="speechgen")
 class SpeechRNN(keras.Model):
-    """GaussianNoise -> N x LSTM(stateful) with Dropout between -> Dense(hop).
+    """GaussianNoise -> N x LSTM(stateful) with Dropout between -> head, or, tiered,
+    -> upsampling -> a sample-level predictor -> head.
 
     Built functionally inside the subclass (keras-hub style): the constructor takes
     everything needed to rebuild the model and ``get_config`` mirrors it, so a saved
@@ -58,11 +64,28 @@ class SpeechRNN(keras.Model):
             ``lstm_0_input``, then an RNN of :class:`RecurrentOnlyLSTMCell` named
             ``lstm_0``): the same maths and parameter count, faster on CPU; that layer
             does not use cuDNN on GPU.
+        output: the head, ``mse`` or ``categorical`` (:mod:`speechgen.model.heads`).
+        levels, quantisation: the categorical head's classes and their map.
+        predictor_units: empty for an untiered model; else the LSTM stack is a frame
+            tier (one step per ``hop`` samples) whose output is upsampled to one
+            vector per sample (``Dense(hop * predictor_units[0])``, named
+            ``upsample``) and added to a projection of each sample's last
+            ``predictor_window`` samples (``predictor_input``); ReLU layers of
+            ``predictor_units`` then the head's output layer give every sample's
+            prediction (SampleRNN's sample-level MLP).
+        predictor_window: samples each sample's predictor reads (``<= window``;
+            0 means ``hop``).
+        input_embedding: 0 for real-valued predictor inputs, else each input sample is
+            quantised and embedded in this many dimensions (``input_embedding``
+            layer; SampleRNN's embedding), categorical heads only.
 
     Shapes:
-        inputs ``frames (batch_size, steps, window)`` float32 (and, phone-conditioned,
-        ``phones (batch_size, steps, phone_context)`` int32) -> outputs
-        ``(batch_size, steps, hop)``, float32, normalised units. ``steps`` may differ from call to call; the LSTM
+        inputs ``frames (batch_size, steps, window + lookahead)`` float32
+        (``lookahead = hop - 1`` for tiered models, else 0;
+        :class:`speechgen.data.framing.Framing`) and, phone-conditioned, ``phones
+        (batch_size, steps, phone_context)`` int32 -> outputs ``(batch_size, steps,
+        hop)`` float32 normalised samples (MSE) or ``(batch_size, steps, hop,
+        levels)`` float32 logits (categorical). ``steps`` may differ from call to call; the LSTM
         state carries over between calls until :meth:`reset_rnn_states`.
     """
 
@@ -86,14 +109,25 @@ class SpeechRNN(keras.Model):
         input_dropout=0.0,
         scheduled_sampling=False,
         hoist_input=False,
+        output="mse",
+        levels=256,
+        quantisation="mulaw",
+        predictor_units=(),
+        predictor_window=0,
+        input_embedding=0,
         **kwargs,
     ):
+        head = make_head(output, levels, quantisation, output_activation)
+        predictor_units = list(predictor_units or [])
+        predictor_window = predictor_window or hop
+        lookahead = hop - 1 if predictor_units else 0
         regulariser = keras.regularizers.L2(l2) if l2 else None
         # A per-layer policy, not keras.mixed_precision.set_global_policy: loading or
         # building one model must not change how any other model is built.
         hidden = None if mixed_precision == "none" else keras.DTypePolicy(mixed_precision)
-        frames = keras.Input(batch_shape=(batch_size, None, window), name="frames")
-        x = frames
+        frames = keras.Input(batch_shape=(batch_size, None, window + lookahead), name="frames")
+        # The frame tier reads the window before the step's targets, never the lookahead.
+        x = frames[..., :window] if lookahead else frames
         if input_noise:
             x = ScheduledNoise(input_noise, name="input_noise", dtype=hidden)(x)
         if input_dropout:
@@ -126,11 +160,21 @@ class SpeechRNN(keras.Model):
                 name=f"lstm_{i}",
                 dtype=hidden,
             )(x)
-        outputs = layers.Dense(
-            hop, activation=output_activation, kernel_regularizer=regulariser, name="next_samples",
-            dtype="float32",
-        )(x)
+        if predictor_units:
+            y = _sample_predictor(
+                frames, x, head, window, hop, predictor_units, predictor_window, input_embedding, regulariser, hidden
+            )
+        else:
+            y = head.output_layer(hop, regulariser)(x)
+        outputs = head.shape_outputs(y, hop)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.head = head
+        self.output_kind = output
+        self.levels = int(levels)
+        self.quantisation = quantisation
+        self.predictor_units = predictor_units
+        self.predictor_window = int(predictor_window)
+        self.input_embedding = int(input_embedding)
         self.window = window
         self.hop = hop
         self.units = list(units)
@@ -184,7 +228,7 @@ class SpeechRNN(keras.Model):
         ops = keras.ops
         frames = x[0] if isinstance(x, (list, tuple)) else x
         saved = [ops.copy(v.value) for v in self._rnn_state_variables()]
-        predictions = ops.stop_gradient(ops.cast(self(x, training=False), frames.dtype))
+        predictions = ops.stop_gradient(ops.cast(self.head.point(self(x, training=False)), frames.dtype))
         for v, value in zip(self._rnn_state_variables(), saved):
             v.assign(value)
         hop, window = self.hop, self.window
@@ -261,6 +305,12 @@ class SpeechRNN(keras.Model):
             "input_dropout": self.input_dropout,
             "scheduled_sampling": self.scheduled_sampling,
             "hoist_input": self.hoist_input,
+            "output": self.output_kind,
+            "levels": self.levels,
+            "quantisation": self.quantisation,
+            "predictor_units": self.predictor_units,
+            "predictor_window": self.predictor_window,
+            "input_embedding": self.input_embedding,
             "format": FORMAT_VERSION,
         }
 
@@ -378,6 +428,33 @@ class SpeechRNN(keras.Model):
         return copy
 
 
+def predictor_windows(frames, window, hop, k):
+    """Each predicted sample's last ``k`` input samples: ``(B, T, window + hop - 1)`` ->
+    ``(B, T, hop, k)``; sample ``j`` of a step reads ``frames[..., window - k + j :
+    window + j]`` (the true samples before it, teacher-forced)."""
+    index = (window - k) + np.arange(hop)[:, None] + np.arange(k)[None, :]
+    return keras.ops.take(frames, index, axis=-1)
+
+
+def _sample_predictor(frames, tier, head, window, hop, units, k, embedding, regulariser, dtype):
+    """The tiered model's sample-level part (see :class:`SpeechRNN`): ``tier (B, T, U)``
+    -> ``(B, T, hop, head.width)``; the same layers, called per sample, generate."""
+    ops = keras.ops
+    cond = layers.Dense(hop * units[0], kernel_regularizer=regulariser, name="upsample", dtype=dtype)(tier)
+    cond = reshape_tail(cond, 1, (hop, units[0]))
+    z = predictor_windows(frames, window, hop, k)
+    if embedding:
+        classes = quantise(z, head.levels, head.quantisation, ops=ops)
+        z = layers.Embedding(head.levels, embedding, name="input_embedding", dtype=dtype)(classes)
+        z = reshape_tail(z, 2, (k * embedding,))
+    z = layers.Dense(units[0], kernel_regularizer=regulariser, name="predictor_input", dtype=dtype)(z)
+    z = layers.ReLU(name="predictor_relu", dtype=dtype)(z + cond)
+    for i, size in enumerate(units[1:], 1):
+        z = layers.Dense(size, activation="relu", kernel_regularizer=regulariser, name=f"predictor_{i}", dtype=dtype)(z)
+    y = head.output_layer(1, regulariser)(z)  # (B, T, hop, width)
+    return reshape_tail(y, 2, (hop * head.width,))
+
+
 def build_model(config, sample_rate, normaliser, data, batch_size=None, phones=None, splits=None):
     """A :class:`SpeechRNN` from a :class:`speechgen.config.Config`.
 
@@ -406,6 +483,12 @@ def build_model(config, sample_rate, normaliser, data, batch_size=None, phones=N
         input_dropout=config.input_dropout,
         scheduled_sampling=config.scheduled_sampling > 0,
         hoist_input=config.hoist_input,
+        output=config.output,
+        levels=config.levels,
+        quantisation=config.quantisation,
+        predictor_units=config.predictor_units,
+        predictor_window=config.predictor_window,
+        input_embedding=config.input_embedding,
     )
 
 

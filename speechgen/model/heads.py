@@ -1,0 +1,213 @@
+"""Output heads: what the network's last layer means, how it is trained, sampled and
+decoded. A head is one object, asked by training (loss, metrics, targets), generation
+(sampling the next samples), evaluation (point predictions and log-likelihoods) and
+scheduled sampling alike, so adding a head touches this file only.
+
+- :class:`MSEHead`: the write-ups' regression head. The network outputs the next
+  ``hop`` samples (normalised units); the loss is their mean squared error. Sampling is
+  the prediction plus optional Gaussian noise (``noise`` x the validation RMSE, the old
+  ``--temperature`` of MSE models; not a temperature).
+- :class:`CategoricalHead`: a softmax over ``levels`` quantised sample values per
+  predicted sample (SampleRNN, WaveNet). Targets are class ids (the pipeline quantises
+  them), the loss is sparse cross-entropy from float32 logits, and the metric shown is
+  bits per sample (the loss / ln 2). Sampling draws a class from
+  ``softmax(logits / T)`` (``T = 0``: argmax) and decodes it to its bin's value.
+"""
+
+import math
+
+import keras
+import numpy as np
+
+from ..data import quantise as q
+
+HEADS = ("mse", "categorical")
+
+
+def reshape_tail(x, n, tail):
+    """Reshape the last ``n`` axes of ``x`` to ``tail``, keeping the leading axes; works
+    on symbolic tensors with one unknown (time) axis too."""
+    lead = [d if d is not None else -1 for d in x.shape[: len(x.shape) - n]]
+    return keras.ops.reshape(x, (*lead, *tail))
+
+
+def make_head(output="mse", levels=256, quantisation="mulaw", output_activation="tanh"):
+    """The head for a model's settings (the ``output``, ``levels``, ``quantisation``
+    and ``output_activation`` config keys)."""
+    if output == "categorical":
+        return CategoricalHead(levels, quantisation)
+    return MSEHead(output_activation)
+
+
+@keras.saving.register_keras_serializable(package="speechgen")
+class BitsPerSample(keras.metrics.Mean):
+    """The running mean of the sparse categorical cross-entropy in bits (nats / ln 2).
+
+    Shapes: ``y_true (B, T, hop)`` int class ids, ``y_pred (B, T, hop, levels)`` logits.
+    """
+
+    def __init__(self, name="bits", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        nats = keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
+        return super().update_state(nats / math.log(2.0), sample_weight)
+
+
+@keras.saving.register_keras_serializable(package="speechgen")
+class ExpectedValueMSE(keras.metrics.Mean):
+    """MSE of the decoded expectation of a categorical output against the true samples'
+    decoded classes, so MSE and categorical models share one unit (normalised).
+    """
+
+    def __init__(self, levels=256, quantisation="mulaw", name="mse", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.levels, self.quantisation = levels, quantisation
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        head = CategoricalHead(self.levels, self.quantisation)
+        truth = q.dequantise(y_true, self.levels, self.quantisation, ops=keras.ops)
+        error = keras.ops.square(head.point(y_pred) - truth)
+        return super().update_state(error, sample_weight)
+
+    def get_config(self):
+        return {**super().get_config(), "levels": self.levels, "quantisation": self.quantisation}
+
+
+_RANDOM = {}
+
+
+def _compiled_random(kind):
+    """Stateless random numbers, always drawn by XLA: XLA's generator gives other numbers
+    than TensorFlow's for the same seed, and the compiled generation loop is XLA, so a
+    step-by-step reference must draw through XLA too to see the same numbers."""
+    if kind not in _RANDOM:
+        import tensorflow as tf
+
+        if kind == "uniform":
+            fn = lambda shape, seed: tf.random.stateless_uniform(shape, seed, minval=1e-20, maxval=1.0)  # noqa: E731
+        else:
+            fn = lambda shape, seed: tf.random.stateless_normal(shape, seed)  # noqa: E731
+        _RANDOM[kind] = tf.function(fn, jit_compile=True)
+    return _RANDOM[kind]
+
+
+def random_uniform(shape, seed):
+    """Uniform in (0, 1), float32, from a shape-(2,) int seed."""
+    return _compiled_random("uniform")(shape, seed)
+
+
+def random_normal(shape, seed):
+    """Standard normal, float32, from a shape-(2,) int seed."""
+    return _compiled_random("normal")(shape, seed)
+
+
+class MSEHead:
+    """Regression: the network outputs ``hop`` samples per step.
+
+    Args:
+        activation: the output layer's activation (``tanh`` or ``linear``).
+    """
+
+    kind = "mse"
+    width = 1  # network outputs per predicted sample
+
+    def __init__(self, activation="tanh"):
+        self.activation = activation
+
+    def output_layer(self, hop, regulariser=None, name="next_samples"):
+        """The last layer: ``(..., features) -> (..., hop)``."""
+        return keras.layers.Dense(
+            hop, activation=self.activation, kernel_regularizer=regulariser, name=name, dtype="float32"
+        )
+
+    def shape_outputs(self, y, hop):
+        """Network output ``(..., hop * width)`` -> the head's output ``(..., hop)``."""
+        return y
+
+    def loss(self):
+        return "mse"
+
+    def metrics(self):
+        return ["mse"]
+
+    def targets(self, samples, ops=np):
+        """Training targets from samples (normalised units): the samples themselves."""
+        return samples
+
+    def point(self, outputs):
+        """A point prediction in normalised units, ``(..., hop)``."""
+        return outputs
+
+    def sample(self, outputs, seed, temperature=0.0, noise=0.0):
+        """Draw the next samples (TensorFlow, stateless): the prediction plus
+        ``noise`` x N(0, 1). ``seed`` is a shape-(2,) int tensor."""
+        import tensorflow as tf
+
+        if not noise:
+            return outputs
+        return outputs + noise * tf.cast(random_normal(tf.shape(outputs), seed), outputs.dtype)
+
+    def describe(self):
+        return f"mse ({self.activation} output)"
+
+
+class CategoricalHead:
+    """A softmax over ``levels`` quantised values per predicted sample.
+
+    Args:
+        levels: number of classes (2 .. 65536).
+        quantisation: ``mulaw`` or ``linear`` (:mod:`speechgen.data.quantise`).
+    Shapes: network output ``(..., hop * levels)`` -> logits ``(..., hop, levels)``.
+    """
+
+    kind = "categorical"
+
+    def __init__(self, levels=256, quantisation="mulaw"):
+        self.levels, self.quantisation = int(levels), quantisation
+        self.width = self.levels
+        self._values = q.class_values(self.levels, quantisation)  # (levels,) float32
+
+    def output_layer(self, hop, regulariser=None, name="next_samples"):
+        return keras.layers.Dense(hop * self.levels, kernel_regularizer=regulariser, name=name, dtype="float32")
+
+    def shape_outputs(self, y, hop):
+        return reshape_tail(y, 1, (hop, self.levels))
+
+    def loss(self):
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def metrics(self):
+        return [BitsPerSample(), ExpectedValueMSE(self.levels, self.quantisation)]
+
+    def targets(self, samples, ops=np):
+        return q.quantise(samples, self.levels, self.quantisation, ops=ops)
+
+    def decode(self, classes, ops=np):
+        """Class ids -> sample values (normalised units)."""
+        return q.dequantise(classes, self.levels, self.quantisation, ops=ops)
+
+    def point(self, outputs):
+        """The decoded expectation ``sum_k p_k v_k``, ``(..., hop)``."""
+        ops = keras.ops
+        p = ops.softmax(ops.cast(outputs, "float32"), axis=-1)
+        return ops.sum(p * ops.convert_to_tensor(self._values), axis=-1)
+
+    def sample(self, outputs, seed, temperature=1.0, noise=0.0):
+        """Draw one class per sample from ``softmax(logits / temperature)`` (argmax at 0)
+        and decode it (TensorFlow, stateless). ``seed``: shape-(2,) int tensor.
+
+        Returns the drawn samples' values ``(..., hop)`` float32."""
+        import tensorflow as tf
+
+        logits = tf.cast(outputs, tf.float32)
+        if temperature:
+            # Gumbel-max: argmax(logits / T + G), G = -log(-log U), is a draw from
+            # softmax(logits / T); unlike a multinomial op it compiles with XLA.
+            u = random_uniform(tf.shape(logits), seed)
+            logits = logits / temperature - tf.math.log(-tf.math.log(u))
+        classes = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        return tf.gather(tf.constant(self._values), classes)
+
+    def describe(self):
+        return f"categorical ({self.levels} {self.quantisation} levels)"
