@@ -55,6 +55,13 @@ def evaluate_model(model, corpus, splits=SPLITS):
     if model.hop == 1 and corpus.splits.get("train"):
         lpc = fit_lpc(corpus.splits["train"], normaliser, model.window)
     categorical = model.head.kind == "categorical"
+    bits_baselines = None
+    if categorical and corpus.splits.get("train"):
+        from .measures.baselines import CategoricalBaselines
+
+        bits_baselines = CategoricalBaselines(
+            corpus.splits["train"], normaliser, model.head.levels, model.head.quantisation
+        )
     runners = {model.batch_size: model}
     results = {}
     for split in splits:
@@ -96,7 +103,11 @@ def evaluate_model(model, corpus, splits=SPLITS):
             total_sq += float(np.sum(t**2))
             count += t.size
         mse = {k: v / count for k, v in sums.items()}
-        bits = {"model": nats / count / np.log(2.0)} if categorical else None
+        bits = None
+        if categorical:
+            bits = {"model": nats / count / np.log(2.0), "histogram": None, "lpc": None}
+            if bits_baselines is not None:
+                bits.update(bits_baselines.score(corpus.splits[split]) or {})
         if lpc is None:
             mse["lpc"] = None
         variance = total_sq / count - (total / count) ** 2
@@ -130,8 +141,30 @@ def _score(model, data):
     return point, keras.ops.sum(nll)
 
 
+def format_bits_table(results):
+    """A markdown table of a categorical model's bits per sample next to the histogram
+    and LPC baselines (lower is better), or "" for MSE models."""
+    if not any(r and r.get("bits") for r in results.values()):
+        return ""
+    lines = [
+        "| split | model bits/sample | histogram bits | LPC bits | model - LPC |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for split, r in results.items():
+        b = (r or {}).get("bits")
+        if not b:
+            lines.append(f"| {split} | - | - | - | not scored |")
+            continue
+        cell = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+        gap = None if b["lpc"] is None else b["model"] - b["lpc"]
+        lines.append(f"| {split} | {cell(b['model'])} | {cell(b['histogram'])} | {cell(b['lpc'])} | "
+                     + ("-" if gap is None else f"{gap:+.3f}") + " |")
+    return "\n".join(lines)
+
+
 def format_table(results):
-    """A markdown table of :func:`evaluate_model` results (MSE, and gain in dB)."""
+    """A markdown table of :func:`evaluate_model` results (MSE, and gain in dB), and for
+    categorical models the bits-per-sample table above it."""
     has_lpc = any(r and r.get("lpc") is not None for r in results.values())
     names = ["model", "zero", "persistence"] + (["lpc"] if has_lpc else [])
     head = " | ".join(f"{n} MSE (gain dB)" for n in names)
@@ -150,4 +183,5 @@ def format_table(results):
         best = min(r[n] for n in names[1:])
         ratio = r["model"] / best if best else float("inf")
         lines.append(f"| {split} | " + " | ".join(cells) + f" | {ratio:.3f} | {r['seconds']:.1f} |")
-    return "\n".join(lines)
+    bits = format_bits_table(results)
+    return (bits + "\n\n" if bits else "") + "\n".join(lines)

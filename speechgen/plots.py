@@ -15,17 +15,20 @@ def _pyplot():
 
 
 def plot_curves(rows, path, title="learning curves"):
-    """Train and valid loss per epoch (log scale) from history rows; written atomically."""
+    """Train and valid loss per epoch from history rows, written atomically: MSE (log
+    scale) for MSE heads, bits per sample for categorical heads."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     epochs = [r["epoch"] for r in rows]
-    ax.plot(epochs, [r["loss"] for r in rows], "o-", label="train")
-    ax.plot(epochs, [r["val_loss"] for r in rows], "s-", label="valid")
-    finite = [v for r in rows for v in (r["loss"], r["val_loss"]) if np.isfinite(v) and v > 0]
-    if finite:
+    bits = all(np.isfinite(r.get("bits", np.nan)) for r in rows)
+    keys = ("bits", "val_bits") if bits else ("loss", "val_loss")
+    ax.plot(epochs, [r[keys[0]] for r in rows], "o-", label="train")
+    ax.plot(epochs, [r[keys[1]] for r in rows], "s-", label="valid")
+    finite = [v for r in rows for v in (r[keys[0]], r[keys[1]]) if np.isfinite(v) and v > 0]
+    if finite and not bits:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("MSE (normalised units)")
+    ax.set_ylabel("bits per sample" if bits else "MSE (normalised units)")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend()

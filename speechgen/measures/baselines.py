@@ -218,3 +218,48 @@ def lpc_bits(train, test, order=32, levels=256, scheme="mulaw", dist="laplace"):
     if not count:
         raise ValueError(f"no test signal is longer than the LPC order ({order})")
     return total / count
+
+
+class CategoricalBaselines:
+    """The bits-per-sample baselines of a categorical head, fitted once on the training
+    split and scored on any split: the class histogram and LPC with a Laplace residual.
+
+    Args:
+        train: the training split's pieces (``.read``) or arrays.
+        normaliser: turns their samples into normalised units (None: already are).
+        levels, scheme: the head's quantisation.
+        order: LPC order (32 by default for every model, so the baseline does not
+            change with a model's window).
+        max_samples: samples read per split at most, for bounded time and memory on
+            long recordings (the first ones of each piece, in order).
+    """
+
+    def __init__(self, train, normaliser, levels=256, scheme="mulaw", order=32, max_samples=4_000_000):
+        self.normaliser, self.levels, self.scheme = normaliser, levels, scheme
+        self.order, self.max_samples = order, max_samples
+        self.lpc = fit_lpc(train, normaliser, order, max_samples=max_samples)
+        self.scale = residual_scale(train, self.lpc, "laplace", normaliser)
+        counts = np.zeros(levels, np.int64)
+        for _, targets in self._batches(train):
+            counts += np.bincount(quantise(targets, levels, scheme), minlength=levels)[:levels]
+        self.histogram = (counts + 0.5) / (counts.sum() + 0.5 * levels)
+
+    def _batches(self, pieces):
+        seen = 0
+        for windows, targets in _windows_and_targets(pieces, self.order, self.normaliser):
+            if seen >= self.max_samples:
+                return
+            seen += len(targets)
+            yield windows, targets
+
+    def score(self, pieces):
+        """``{"histogram", "lpc"}``: mean bits per sample on ``pieces`` (after each
+        piece's first ``order`` samples), or None where no piece is long enough."""
+        totals, count = {"histogram": 0.0, "lpc": 0.0}, 0
+        for windows, targets in self._batches(pieces):
+            classes = quantise(targets, self.levels, self.scheme)
+            totals["histogram"] += float(-np.log2(np.maximum(self.histogram[classes], PROB_FLOOR)).sum())
+            bits = lpc_class_bits(windows @ self.lpc, classes, self.scale, self.levels, self.scheme)
+            totals["lpc"] += float(np.sum(bits))
+            count += len(targets)
+        return {k: v / count for k, v in totals.items()} if count else None

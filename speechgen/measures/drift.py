@@ -123,18 +123,28 @@ def noise_scale(model, temperature):
 
     if not temperature:
         return 0.0
-    rmse = (model.train_config or {}).get("val_rmse")
+    from ..config import run_state
+
+    rmse = run_state(model.train_config).get("val_rmse")
     if rmse is None:
         raise SpeechgenError("the model records no validation RMSE (trained by an older speechgen); "
                              "use --temperature 0")
     return temperature * rmse
 
 
-def free_running_report(model, corpus, seconds, primes=4, temperature=0.0, seed=0, run=3, progress=None):
+def free_running_report(model, corpus, seconds, primes=4, temperature=1.0, seed=0, run=3, progress=None,
+                        noise_seed=0, noise=0.0, quality=True):
     """Generate ``seconds`` free-running from ``primes`` held-out primes and score it.
 
     Each prime is one training sequence of real audio from the test split (valid if
-    test is empty) at a seeded position; all primes run as parallel streams.
+    test is empty) at a position ``seed`` picks; all primes run as parallel streams.
+    ``temperature`` is the softmax temperature of categorical heads; ``noise`` the
+    MSE heads' noise (x the validation RMSE); ``noise_seed`` seeds every draw;
+    ``progress`` is called as ``progress(done_steps, total_steps, elapsed_s)``.
+    With ``quality``, the report also holds ``quality``
+    (:func:`speechgen.measures.quality.quality_report` of the generated streams against
+    the held-out split, with references from the training split) and ``generated``
+    (the streams, normalised, for :func:`speechgen.measures.quality.plot_spectrograms`).
 
     Returns:
         dict: ``horizons`` {name: MSE against the true continuation, normalised units,
@@ -173,7 +183,7 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=0.0, seed=
         steps = (prime_len - w) // h + 1 + -(-max(0, n_samples - h) // h)
         ids = np.stack([track_of_piece(model, p).step_ids(o + w, steps, h, model.phone_context) for p, o in chosen])
     prime = np.stack([normaliser.apply(p.read(o, o + prime_len)) for p, o in chosen])
-    gen = Generator(model, streams=primes, noise=noise_scale(model, temperature), seed=seed)
+    gen = Generator(model, streams=primes, noise=noise_scale(model, noise), seed=noise_seed, temperature=temperature)
     out = gen.generate(prime, n_samples, phones=ids, progress=progress)
     out = np.atleast_2d(out)
     horizons = {}
@@ -200,10 +210,20 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=0.0, seed=
     piece, offset = chosen[0]
     real = piece.read(offset + prime_len, min(len(piece), offset + prime_len + n_samples))
     real_rms, real_flat = second_features(real, rate)
+    quality_part = {}
+    if quality:
+        from .quality import quality_report
+
+        held = [normaliser.apply(p.read(0, len(p))) for p in _capped(corpus.splits["test"] or corpus.splits["valid"])]
+        train = [normaliser.apply(p.read(0, len(p))) for p in _capped(corpus.splits["train"])]
+        quality_part = {"quality": quality_report(out, held, train, rate, seed=noise_seed), "generated": out,
+                        "held_out": held}
     return {
+        **quality_part,
         "seconds": n_samples / rate,
         "primes": [f"{p.name}@{o}" for p, o in chosen],
         "temperature": temperature,
+        "noise": noise,
         "horizons": horizons,
         "stable_seconds": stable,
         "ranges": ranges.to_dict(),
@@ -211,6 +231,31 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=0.0, seed=
         "real_features": {"rms": real_rms.tolist(), "flatness": real_flat.tolist()},
         "typical": typical,
     }
+
+
+def _capped(pieces, max_samples=8_000_000):
+    """The first pieces of a split up to about ``max_samples`` samples (a long
+    recording is cut), so the quality references stay bounded in memory."""
+    kept, total = [], 0
+    for p in pieces:
+        if total >= max_samples:
+            break
+        kept.append(p if len(p) <= max_samples - total else _Head(p, max_samples - total))
+        total += len(kept[-1])
+    return kept
+
+
+class _Head:
+    """The first ``n`` samples of a piece (``len`` and ``read`` like the piece)."""
+
+    def __init__(self, piece, n):
+        self.piece, self.n, self.name = piece, n, piece.name
+
+    def __len__(self):
+        return self.n
+
+    def read(self, lo, hi):
+        return self.piece.read(lo, min(hi, self.n))
 
 
 def plot_drift(report, path, title=None):

@@ -8,6 +8,7 @@
   the best model in ``model.keras`` and the last one, with optimizer state, in
   ``checkpoint.keras`` (also every ``checkpoint_batches`` batches within an epoch);
   every file written atomically.
+- :class:`EpochLog`: one plain line per epoch, for logs and ``--quiet``.
 - :class:`EndAfterEpoch`: ends ``fit`` after the epoch in progress (a resumed run
   finishes a checkpointed epoch in a ``fit`` of its own).
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import keras
 
+from ..config import with_run_state
 from ..files import atomic_path, write_text
 
 
@@ -102,8 +104,10 @@ class RunRecorder(keras.callbacks.Callback):
     N-th training batch of an epoch (counted from the epoch's start, the epoch's last
     batch excepted: the epoch-end checkpoint follows). Such a mid-epoch checkpoint
     records ``epochs_done`` (finished epochs), ``batches_done`` (batches of the next
-    epoch done) and ``epoch_seconds`` (that epoch's training time so far) in its
-    ``train_config``, and holds the LSTM state and metric accumulators as well.
+    epoch done) and ``epoch_seconds`` (that epoch's training time so far) in the run
+    record of its ``train_config`` (``train_config["run"]``,
+    :func:`speechgen.config.run_state`), and holds the LSTM state and metric
+    accumulators as well. ``model.keras`` records only ``val_rmse`` there.
 
     Args:
         run_dir: the run directory.
@@ -167,9 +171,9 @@ class RunRecorder(keras.callbacks.Callback):
             self.write_history()  # resume reads it (epoch 1: the header alone)
         config = self.model.train_config or {}
         seconds = self.seconds_before + time.perf_counter() - self._started
-        self.model.train_config = {
-            **config, "epochs_done": self._epoch, "batches_done": done, "epoch_seconds": seconds,
-        }
+        self.model.train_config = with_run_state(
+            config, epochs_done=self._epoch, batches_done=done, epoch_seconds=seconds
+        )
         try:
             with self.model.saving_mid_epoch():
                 self.save(self.run_dir / "checkpoint.keras", include_optimizer=True)
@@ -191,6 +195,9 @@ class RunRecorder(keras.callbacks.Callback):
             "sampling_p": float(self.schedules.values.get("sampling_p", 0.0)) if self.schedules else 0.0,
             "input_noise": float(self.schedules.values.get("input_noise", 0.0)) if self.schedules else 0.0,
             "learning_rate": self._learning_rate(),
+            # Categorical heads: the cross-entropy in bits per sample (NaN for MSE heads).
+            "bits": float(logs.get("bits", math.nan)),
+            "val_bits": float(logs.get("val_bits", math.nan)),
         }
         self.rows.append(row)
         self.write_history()
@@ -200,15 +207,15 @@ class RunRecorder(keras.callbacks.Callback):
             # Sampling with --temperature scales its noise by the validation RMSE.
             val_mse = float(logs.get("val_mse", row["val_loss"]))  # without the L2 penalty
             if math.isfinite(val_mse):
-                config = self.model.train_config or {}
-                self.model.train_config = {**config, "val_rmse": math.sqrt(val_mse)}
+                self.model.train_config = with_run_state(self.model.train_config, val_rmse=math.sqrt(val_mse))
             self.save(self.run_dir / "model.keras", include_optimizer=False)
         if math.isfinite(row["loss"]):
             # The checkpoint is the commit point of an epoch: it records how many epochs
             # it holds, so a resume after a kill between the writes above and this one
             # trusts the checkpoint and drops the history rows written after it.
-            config = {k: v for k, v in (self.model.train_config or {}).items() if k != "epoch_seconds"}
-            self.model.train_config = {**config, "epochs_done": epoch + 1, "batches_done": 0}
+            self.model.train_config = with_run_state(
+                self.model.train_config, epochs_done=epoch + 1, batches_done=0, epoch_seconds=None
+            )
             self.save(self.run_dir / "checkpoint.keras", include_optimizer=True)
             self.checkpointed = (epoch + 1, 0)
         if self.should_stop():
@@ -230,16 +237,61 @@ class RunRecorder(keras.callbacks.Callback):
                 # (they would triple the file), so save a clean copy of the weights.
                 copy = type(self.model).from_config(self.model.get_config())
                 copy.set_weights(self.model.get_weights())
+                # The position in the run belongs to the checkpoint alone.
+                copy.train_config = with_run_state(
+                    copy.train_config, epochs_done=None, batches_done=None, epoch_seconds=None
+                )
                 copy.save(tmp)
 
     def write_history(self):
-        lines = ["epoch,loss,val_loss,seconds,sampling_p,input_noise,learning_rate"]
+        lines = ["epoch,loss,val_loss,seconds,sampling_p,input_noise,learning_rate,bits,val_bits"]
         lines += [
             f"{r['epoch']},{r['loss']:.8g},{r['val_loss']:.8g},{r['seconds']:.3f},"
-            f"{r.get('sampling_p', 0.0):.6g},{r.get('input_noise', 0.0):.6g},{r.get('learning_rate', math.nan):.6g}"
+            f"{r.get('sampling_p', 0.0):.6g},{r.get('input_noise', 0.0):.6g},{r.get('learning_rate', math.nan):.6g},"
+            f"{r.get('bits', math.nan):.6g},{r.get('val_bits', math.nan):.6g}"
             for r in self.rows
         ]
         write_text(self.run_dir / "history.csv", "\n".join(lines) + "\n")
+
+
+class EpochLog(keras.callbacks.Callback):
+    """One plain line per finished epoch, for logs (no progress bar, no terminal codes):
+    ``epoch 3/5 - 11 batches - loss 0.0196 - val_loss 0.0095 - 0.4 s - best so far``
+    (the training batches this session ran of the epoch: fewer when resumed mid-epoch).
+
+    It reads the history row that ``recorder`` (a :class:`RunRecorder`) has just added,
+    so it must come after the recorder in the callback list.
+
+    Args:
+        recorder: the run's :class:`RunRecorder`.
+        epochs: the run's epoch count (for ``N/M``).
+        log: where the line goes (``print``).
+    """
+
+    def __init__(self, recorder, epochs, log=print):
+        super().__init__()
+        self.recorder, self.epochs, self.log = recorder, epochs, log
+        self.batches = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = self.recorder.rows[-1]
+        parts = [
+            f"epoch {row['epoch']}/{self.epochs}", f"{self.batches} batches",
+            f"loss {row['loss']:.6g}", f"val_loss {row['val_loss']:.6g}",
+        ]
+        if math.isfinite(row.get("bits", math.nan)):
+            parts += [f"bits {row['bits']:.4f}", f"val_bits {row['val_bits']:.4f} bits/sample"]
+        parts += [f"{key} {row[key]:.4g}" for key in ("sampling_p", "input_noise") if row.get(key)]
+        parts.append(f"{row['seconds']:.1f} s")
+        if self.recorder.best_epoch == row["epoch"]:
+            parts.append("best so far")
+        self.log(" - ".join(parts))
 
 
 class EndAfterEpoch(keras.callbacks.Callback):

@@ -86,7 +86,8 @@ def read_history(path):
                  "val_loss": float(r["val_loss"]), "seconds": float(r["seconds"]),
                  "sampling_p": float(r.get("sampling_p") or 0.0),
                  "input_noise": float(r.get("input_noise") or 0.0),
-                 "learning_rate": float(r.get("learning_rate") or "nan")}
+                 "learning_rate": float(r.get("learning_rate") or "nan"),
+                 "bits": float(r.get("bits") or "nan"), "val_bits": float(r.get("val_bits") or "nan")}
                 for r in csv.DictReader(f)
             ]
     except FileNotFoundError:
