@@ -15,13 +15,17 @@ import numpy as np
 from .data.audio import read_audio, write_wav
 from .data.corpus import Normaliser, labels_beside
 from .errors import SpeechgenError
+from .data.framing import Framing
 from .generate import Generator
 
 OUTPUTS = ("original.wav", "teacher_forced.wav", "free_running.wav", "reconstruction.png")
 
 
-def reconstruct(model_path, wav_path, out_dir, phones_path=None, force=False):
+def reconstruct(model_path, wav_path, out_dir, phones_path=None, force=False, temperature=1.0, seed=0):
     """Reconstruct ``wav_path`` both ways; write WAVs and a 3-panel PNG to ``out_dir``.
+
+    Free-running, a categorical head draws at ``temperature`` (seeded by ``seed``); the
+    teacher-forced reconstruction is each step's point prediction.
 
     Returns:
         dict: ``teacher_forced_mse``, ``free_running_mse`` (normalised units),
@@ -70,12 +74,13 @@ def reconstruct(model_path, wav_path, out_dir, phones_path=None, force=False):
 
     net = model.with_batch_size(1)
     net.reset_rnn_states()
-    frames = tf.signal.frame(x[: end - h], w, h)[None]
+    frames, _ = Framing.of(model).frame(tf.constant(x[None, :end]))
     inputs = [frames, tf.constant(ids[None])] if ids is not None else frames
-    # One compiled call over the whole utterance (eager Keras is ~25x slower here).
-    teacher = tf.function(lambda v: net(v, training=False))(inputs).numpy().reshape(-1)
+    # One compiled call over the whole utterance (eager Keras is ~25x slower here); the
+    # head's point prediction (a categorical head's decoded expectation).
+    teacher = tf.function(lambda v: net.head.point(net(v, training=False)))(inputs).numpy().reshape(-1)
 
-    free = Generator(model).generate(x[:w], n_steps * h, phones=ids)
+    free = Generator(model, temperature=temperature, seed=seed).generate(x[:w], n_steps * h, phones=ids)
 
     result = {
         "teacher_forced_mse": float(np.mean((teacher - truth) ** 2)),

@@ -16,6 +16,7 @@ from keras import layers
 from ..data.phones import CONTEXTS
 from ..data.quantise import quantise
 from ..errors import SpeechgenError
+from . import keras_private
 from .heads import make_head, reshape_tail
 from .layers import PhoneEncoding, RecurrentOnlyLSTMCell, ScheduledNoise
 
@@ -254,7 +255,7 @@ class SpeechRNN(keras.Model):
     def _multi_worker(self):
         from ..training.distribute import in_multi_worker_mode
 
-        return in_multi_worker_mode(getattr(self, "_distribute_strategy", None))
+        return in_multi_worker_mode(keras_private.distribute_strategy(self))
 
     def _for_multi_worker(self, logs):
         """Across workers Keras reduces each step's logs with ``MEAN`` over ``axis=0``,
@@ -272,7 +273,7 @@ class SpeechRNN(keras.Model):
             return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
         import tensorflow as tf
 
-        strategy = self._distribute_strategy
+        strategy = keras_private.distribute_strategy(self)
         for _, _, it in iterator:
             data_batch = keras.tree.map_structure(
                 lambda v: strategy.experimental_local_results(v)[0]
@@ -281,7 +282,7 @@ class SpeechRNN(keras.Model):
             )
             break
         with strategy.scope():
-            self._symbolic_build(data_batch=data_batch)
+            keras_private.symbolic_build(self, data_batch)
 
     def get_config(self):
         return {
@@ -327,8 +328,7 @@ class SpeechRNN(keras.Model):
     def _rng_states(self):
         """The state variables of every seed generator (dropout, input noise,
         scheduled sampling) in a fixed order. Keras saves none of them."""
-        layers_ = [l for l in self._flatten_layers(include_self=False)]
-        generators = [g for l in layers_ for g in getattr(l, "_seed_generators", [])]
+        generators = keras_private.seed_generators(self)
         return [g.state for g in [*generators, self._sampling_seed]]
 
     def save_own_variables(self, store):
@@ -347,7 +347,7 @@ class SpeechRNN(keras.Model):
     def load_own_variables(self, store):
         keys = list(store.keys())
         rng = {k: store[k] for k in keys if k.startswith("rng_")}
-        own = self._trainable_variables + self._non_trainable_variables
+        own = keras_private.own_variables(self)
         for i, v in enumerate(own):
             v.assign(store[f"{i}"])
         states = self._rng_states()
@@ -378,7 +378,7 @@ class SpeechRNN(keras.Model):
         """Create the compiled metrics' variables now, from the shapes of a batch
         (``tf.data`` ``element_spec``); Keras would create them at the first training
         step, too late for :meth:`restore_mid_epoch_state`."""
-        self._symbolic_build(data_batch=data_spec)
+        keras_private.symbolic_build(self, data_spec)
 
     def restore_mid_epoch_state(self):
         """Put back the LSTM state and metric accumulators a mid-epoch checkpoint was
