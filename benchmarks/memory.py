@@ -13,34 +13,14 @@ import argparse
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+from bench_data import RATE, write_long_wav  # the chord (tests/fixtures.py), a minute at a time
 
-RATE = 16000
 SETS = ["window=400", "hop=400", "seq_len=100", "batch_size=64", "units=[32]", "epochs=1", "patience=0"]
-
-
-def write_long_wav(path, hours):
-    """A valid 16-bit mono WAV of ``hours``, written block by block (bounded memory)."""
-    n = int(RATE * 3600 * hours)
-    rng = np.random.default_rng(0)
-    t0 = 0
-    with open(path, "wb") as f:
-        f.write(b"RIFF" + struct.pack("<I", 36 + 2 * n) + b"WAVE")
-        f.write(b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, RATE, 2 * RATE, 2, 16))
-        f.write(b"data" + struct.pack("<I", 2 * n))
-        block = RATE * 60
-        for lo in range(0, n, block):
-            m = min(block, n - lo)
-            t = (t0 + np.arange(m)) / RATE
-            x = 0.2 * np.sin(2 * np.pi * 220 * t) + 0.1 * np.sin(2 * np.pi * 330 * t) + 0.02 * rng.normal(size=m)
-            f.write(np.round(x * 32767).astype("<i2").tobytes())
-            t0 += m
 
 
 def peak_rss_of(cmd, log):

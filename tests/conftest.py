@@ -1,30 +1,16 @@
-"""Shared fixtures: synthetic signals written as real WAV files, tiny configs."""
+"""Shared fixtures: synthetic signals written as real WAV files (tests/fixtures.py), tiny configs."""
 
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
+
+# Many test files import these two from here.
+from fixtures import chord, write_pcm16  # noqa: F401
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
-
-
-def write_pcm16(path, rate, samples):
-    """Write float samples in [-1, 1] as a 16-bit RIFF WAV (scipy), return the path."""
-    from scipy.io import wavfile
-
-    pcm = np.round(np.clip(samples, -1, 1) * 32767).astype(np.int16)
-    wavfile.write(path, rate, pcm)
-    return Path(path)
-
-
-def chord(rate, seconds, freqs=(220.0, 330.0, 550.0), amps=(0.3, 0.25, 0.2)):
-    """Three sines. Their common period (1/110 s) is not a multiple of the test hops,
-    so training windows see every phase, as with real audio."""
-    t = np.arange(int(rate * seconds)) / rate
-    return sum(a * np.sin(2 * np.pi * f * t + p) for a, f, p in zip(amps, freqs, (0, 1, 2)))
 
 
 @pytest.fixture

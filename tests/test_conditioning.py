@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import write_pcm16
+from fixtures import TONES, tone_corpus  # each phone a pure tone (aa 220 Hz, iy 440 Hz)
 from speechgen.data.phones import PhoneTrack
 from speechgen.data.labels import PhoneInventory, Segment
 
@@ -31,28 +31,6 @@ def test_frame_phone_is_the_majority_of_its_samples():
 
 
 RATE = 4000
-TONES = {"aa": 220.0, "iy": 440.0}
-
-
-def tone_corpus(root, n_utts=16, seed=0):
-    """Utterances of alternating phones, each phone a pure tone (aa 220 Hz, iy 440 Hz),
-    phase-continuous across boundaries, with exact .PHN labels."""
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True)
-    for u in range(n_utts):
-        pieces, lines, pos, phase = [], [], 0, 0.0
-        order = ("aa", "iy") if u % 2 == 0 else ("iy", "aa")
-        while pos < 2 * RATE:
-            phone = order[len(lines) % 2]
-            n = int(rng.integers(int(0.2 * RATE), int(0.45 * RATE)))
-            f = TONES[phone]
-            pieces.append(0.4 * np.sin(phase + 2 * np.pi * f * np.arange(n) / RATE))
-            phase += 2 * np.pi * f * n / RATE
-            lines.append(f"{pos} {pos + n} {phone}\n")
-            pos += n
-        write_pcm16(root / f"u{u:02d}.wav", RATE, np.concatenate(pieces))
-        (root / f"u{u:02d}.PHN").write_text("".join(lines))
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +39,7 @@ def tone_model(tmp_path_factory):
     from speechgen.train import train
 
     tmp = tmp_path_factory.mktemp("tones")
-    corpus = tone_corpus(tmp / "corpus")
+    corpus = tone_corpus(tmp / "corpus", rate=RATE)
     config = load_config([], [
         "window=32", "hop=1", "seq_len=50", "batch_size=16", "units=[32]", "phones=current",
         "learning_rate=0.01", "epochs=12", "patience=4", "output_activation=linear",

@@ -1,33 +1,10 @@
 """Corpus folders: TIMIT layout split by speaker, flat folders by utterance, clean errors."""
 
-import numpy as np
 import pytest
 
-from conftest import write_pcm16
+from fixtures import noise_utterance as utterance, timit_tree  # white noise, labels h# then aa
 from speechgen.data.corpus import load_corpus, reopen_corpus
 from speechgen.errors import SpeechgenError
-from speechgen.data.sphere import write_sphere
-
-
-def utterance(path, rate=8000, seconds=0.5, seed=0, sphere=False, phones=True):
-    x = 0.2 * np.random.default_rng(seed).normal(size=int(rate * seconds))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if sphere:
-        write_sphere(path, rate, np.round(x * 32767).astype(np.int16))
-    else:
-        write_pcm16(path, rate, x)
-    if phones:
-        n = len(x)
-        path.with_suffix(".PHN").write_text(f"0 {n // 2} h#\n{n // 2} {n} aa\n")
-    return path
-
-
-def timit_tree(root, speakers_train=5, speakers_test=2, utts=3):
-    for split, n_spk in (("TRAIN", speakers_train), ("TEST", speakers_test)):
-        for s in range(n_spk):
-            for u in range(utts):
-                utterance(root / split / "DR1" / f"{split[:2]}SPK{s}" / f"SX{u}.WAV", seed=s * 10 + u, sphere=True)
-    return root
 
 
 def test_timit_layout_keeps_test_and_carves_valid_by_speaker(tmp_path):
@@ -84,7 +61,7 @@ def test_phone_model_needs_every_utterance_labelled(tmp_path):
     from speechgen.train import train
 
     for i in range(6):
-        utterance(tmp_path / "c" / f"u{i}.wav", seconds=1.0, seed=i, phones=i != 2)
+        utterance(tmp_path / "c" / f"u{i}.wav", seconds=1.0, seed=i, labelled=i != 2)
     config = load_config([], ["window=16", "hop=1", "seq_len=20", "batch_size=2", "units=[8]", "phones=current"])
     with pytest.raises(SpeechgenError, match="u2.wav: no .PHN labels"):
         train(tmp_path / "c", tmp_path / "run", config, verbose=0, log=lambda *a: None)

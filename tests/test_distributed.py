@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import chord, write_pcm16
+from fixtures import chord, utterance_corpus, write_pcm16
 
 TWO_CPUS = """
 import sys, tensorflow as tf
@@ -21,17 +21,6 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 from speechgen.cli import main
 main(sys.argv[1:])
 """
-
-
-def utterance_corpus(root):
-    """Eight utterances of different lengths and pitches: rows start new utterances
-    mid-epoch, so per-row state resets happen on both replicas."""
-    root.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(8):
-        seconds = rng.uniform(2.0, 5.0)
-        write_pcm16(root / f"u{i}.wav", 4000, chord(4000, seconds, freqs=(110.0 * (1 + i % 4), 330.0, 550.0)))
-    return root
 
 
 def training_sets(epochs=3):
@@ -52,7 +41,7 @@ def train(data, out, strategy, tmp_path, epochs=3):
 
 
 def test_mirrored_on_two_cpus_matches_one_process(tmp_path):
-    corpus = utterance_corpus(tmp_path / "corpus")
+    corpus = utterance_corpus(tmp_path / "corpus")  # rows start new utterances mid-epoch, on both replicas
     single, _ = train(corpus, tmp_path / "single", "none", tmp_path)
     mirrored, out = train(corpus, tmp_path / "mirrored", "mirrored", tmp_path)
     from speechgen.data.pipeline import plan

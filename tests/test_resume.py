@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import chord, tiny_sets, write_pcm16
+from conftest import tiny_sets
+from fixtures import chord, utterance_corpus, write_pcm16
 from speechgen.cli import main
 
 
@@ -294,8 +295,6 @@ def test_sigkill_after_a_mid_epoch_checkpoint_then_resume(data, uninterrupted, t
 def test_mid_epoch_resume_keeps_the_row_resets_of_a_corpus(tmp_path):
     """In a corpus folder, rows start new utterances mid-epoch; resumed at batch 5 of
     epoch 1, the row resets of the batches after it still happen where they should."""
-    from test_distributed import utterance_corpus
-
     from speechgen.config import load_config
     from speechgen.data.corpus import load_corpus
     from speechgen.data.pipeline import plan
