@@ -8,6 +8,7 @@ TensorFlow is imported only inside the commands, so ``--help`` answers at once. 
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -67,6 +68,11 @@ def _quiet_tensorflow():
         os.close(saved)
 
 
+def _presets():
+    """The preset names, without importing the config module (and YAML) for --help."""
+    return sorted(p.stem for p in (Path(__file__).resolve().parent / "configs").glob("*.yaml"))
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
 @click.version_option(package_name="speechgen")
@@ -79,13 +85,13 @@ def main(ctx, debug):
 @main.command()
 @click.argument("data", required=False, type=click.Path(path_type=Path))
 @click.option("--out", "out", type=click.Path(path_type=Path), help="Run directory to create.")
-@click.option("--config", "configs", multiple=True, help="YAML config file or preset name (configs/NAME.yaml); repeatable.")
+@click.option("--config", "configs", multiple=True, help=f"YAML config file or preset name ({', '.join(_presets())}); repeatable.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override one config key; repeatable.")
 @click.option("--resume", "resume_run", type=click.Path(path_type=Path), help="Continue the run in this directory from its last checkpoint.")
 @click.option("--strategy", type=click.Choice(["none", "mirrored", "multi-worker"]), default="none", show_default=True, help="mirrored: all local devices (GPUs, or logical CPUs); multi-worker: the hosts in TF_CONFIG. See docs/distributed.md.")
 @click.option("--tensorboard", is_flag=True, help="Write TensorBoard logs (scalars; generated audio at each new best model) to RUN/tensorboard.")
 @click.option("--force", is_flag=True, help="Overwrite the run files in an existing --out.")
-@click.option("--quiet", is_flag=True, help="One line per epoch instead of a progress bar.")
+@click.option("--quiet", is_flag=True, help="One plain line per epoch instead of a progress bar (the default when the output is not a terminal).")
 def train(data, out, configs, sets, resume_run, strategy, tensorboard, force, quiet):
     """Train a model on DATA (a WAV/SPHERE file or a corpus folder) into --out.
 
@@ -106,7 +112,7 @@ def train(data, out, configs, sets, resume_run, strategy, tensorboard, force, qu
     from .training.rundir import interrupt_message, nan_message
     from .train import train as run_training
 
-    verbose = 2 if quiet else 1
+    verbose = _verbosity(quiet)
     if resume_run is not None:
         out = resume_run
         result = resume(resume_run, sets, verbose=verbose, strategy=strategy, tensorboard=tensorboard)
@@ -136,40 +142,42 @@ def train(data, out, configs, sets, resume_run, strategy, tensorboard, force, qu
 @main.command()
 @click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="WAV file to write.")
-@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True, help="Seconds to generate.")
-@click.option("--prime", "prime_path", type=click.Path(path_type=Path), help="WAV to prime the state with (default: held-out audio of the training data, chosen by --seed).")
-@click.option("--prime-seconds", type=click.FloatRange(min=0, min_open=True), help="Seconds of priming audio (default: one training sequence).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Chooses where in the priming audio to start.")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), help="Seconds to generate (default: 10). Not for phone-conditioned models: their timeline sets the length.")
+@click.option("--prime", "prime_path", type=click.Path(path_type=Path), help="WAV to prime the state with (default: held-out audio of the training data, picked by --seed). For a phone-conditioned model, only with --phones.")
+@click.option("--prime-seconds", type=click.FloatRange(min=0, min_open=True), help="Seconds of priming audio (default: one training sequence). Not for phone-conditioned models: their prime is one window.")
+@click.option("--include-prime", is_flag=True, help="Write the priming audio before the generated audio (default: only the generated audio).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Picks the held-out stretch or utterance that primes the model (and where in --prime to start).")
 @click.option("--phones", "phones_path", type=click.Path(path_type=Path), help="Phone timeline (.PHN) to drive a phone-conditioned model; sets the length.")
-@click.option("--temperature", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Add noise of temperature x the validation RMSE to each prediction (stochastic free-running).")
-@click.option("--noise-seed", type=int, default=0, show_default=True, help="Seeds the --temperature noise.")
+@click.option("--temperature", type=click.FloatRange(min=0), help="Categorical models: the softmax temperature of each draw (default 1: the model's distribution; 0: the most likely value).")
+@click.option("--noise", type=click.FloatRange(min=0), help="MSE models: add noise of N x the validation RMSE to each prediction (default 0: deterministic).")
+@click.option("--noise-seed", type=int, default=0, show_default=True, help="Seeds the random draws (--temperature or --noise above 0).")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
-def sample(model_path, out, seconds, prime_path, prime_seconds, seed, phones_path, temperature, noise_seed, force):
+@click.pass_context
+def sample(ctx, model_path, out, seconds, prime_path, prime_seconds, include_prime, seed, phones_path, temperature,
+           noise, noise_seed, force):
     """Generate audio free-running from MODEL after priming it with real audio.
 
     A phone-conditioned model follows a phone timeline: --phones, or by default the
-    labels of a held-out utterance (whose first window of samples primes it).
+    labels of a held-out utterance (whose first window of samples primes it). The WAV
+    holds only the generated audio, for every kind of model; --include-prime puts the
+    prime before it.
     """
+    given = _given(ctx, "seed", "noise_seed")
+    if "seed" in given and phones_path is not None and prime_path is None:
+        raise UsageError("--seed only applies without --phones, or with --prime (a --phones timeline with no --prime starts from silence)")
     if out.exists() and not force:
         raise SpeechgenError(f"{out}: already exists; choose another --out or pass --force")
     _check_writable(out)
     _quiet_tensorflow()
     from .sample import sample_to_wav
 
-    live = sys.stderr.isatty()
-
-    def progress(done, total, elapsed, rate_factor):
-        # A live line on a terminal; logs get no carriage-return clutter.
-        if live:
-            click.echo(f"\r  {done}/{total} steps, {rate_factor:.2f}x real time", nl=False, err=True)
-            if done == total:
-                click.echo("", err=True)
-
     info = sample_to_wav(
-        model_path, out, seconds, prime_path, prime_seconds, seed, progress, phones_path, temperature, noise_seed
+        model_path, out, seconds, prime_path, prime_seconds, seed, _progress_printer(), phones_path, temperature,
+        noise_seed, include_prime, noise=noise, noise_seed_given="noise_seed" in given,
     )
     click.echo(
-        f"wrote {info['seconds']:.2f} s to {out} ({info['rate']} Hz) primed with "
+        f"wrote {info['seconds']:.2f} s to {out} ({info['rate']} Hz"
+        f"{', starting with the prime' if info['include_prime'] else ''}) primed with "
         f"{info['prime_seconds']:.3f} s of {info['prime_source']}; "
         f"generation ran at {info['real_time_factor'] * info['rate']:,.0f} samples/s, "
         f"{info['real_time_factor']:.2f}x real time"
@@ -183,19 +191,22 @@ def sample(model_path, out, seconds, prime_path, prime_seconds, seed, phones_pat
 @click.option("--free-running", is_flag=True, help="Measure drift instead: generate from held-out primes and score it.")
 @click.option("--seconds", type=click.FloatRange(min=3), default=60.0, show_default=True, help="With --free-running: seconds to generate per prime.")
 @click.option("--primes", type=click.IntRange(min=1), default=4, show_default=True, help="With --free-running: how many primes (parallel streams).")
-@click.option("--temperature", type=click.FloatRange(min=0), default=0.0, show_default=True, help="With --free-running: noise of temperature x validation RMSE on each prediction.")
-@click.option("--seed", type=int, default=0, show_default=True, help="With --free-running: picks the primes and seeds the noise.")
-@click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="With --free-running: write the RMS/flatness plot here.")
+@click.option("--temperature", type=click.FloatRange(min=0), help="With --free-running, categorical models: the softmax temperature (default 1).")
+@click.option("--noise", type=click.FloatRange(min=0), help="With --free-running, MSE models: noise of N x validation RMSE on each prediction (default 0).")
+@click.option("--seed", type=int, default=0, show_default=True, help="With --free-running: picks the held-out primes.")
+@click.option("--noise-seed", type=int, default=0, show_default=True, help="With --free-running: seeds the random draws.")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="With --free-running: write the RMS/flatness plot here, and a spectrogram of generated vs real audio beside it (NAME-spectrogram.png).")
 @click.pass_context
-def evaluate(ctx, model_path, data, as_json, free_running, seconds, primes, temperature, seed, plot_path):
+def evaluate(ctx, model_path, data, as_json, free_running, seconds, primes, temperature, noise, seed, noise_seed,
+             plot_path):
     """Per-split teacher-forced MSE of MODEL on DATA (default: its training data), with baselines.
 
     With --free-running: generate from held-out primes and report the free-running MSE
     at three horizons and the stable seconds (until per-second RMS or spectral flatness
     leave the training audio's 1st-99th percentile range for 3 s in a row).
     """
-    drift_only = ("seconds", "primes", "temperature", "seed", "plot_path")
-    given = [n for n in drift_only if ctx.get_parameter_source(n).name != "DEFAULT"]
+    drift_only = ("seconds", "primes", "temperature", "noise", "seed", "noise_seed", "plot_path")
+    given = _given(ctx, *drift_only)
     if given and not free_running:
         raise UsageError(f"--{given[0].replace('_path', '').replace('_', '-')} only applies with --free-running")
     _quiet_tensorflow()
@@ -204,7 +215,7 @@ def evaluate(ctx, model_path, data, as_json, free_running, seconds, primes, temp
     from .data.corpus import reopen_corpus
 
     model = load_model(model_path)
-    corpus = reopen_corpus(model.train_config, data)
+    corpus = reopen_corpus(model.train_config, data, hint="move it back, or give other data: speechgen evaluate MODEL DATA")
     if corpus.rate != model.sample_rate:
         raise SpeechgenError(
             f"{data or corpus.source}: sample rate {corpus.rate} Hz, but the model works at {model.sample_rate} Hz; "
@@ -212,15 +223,37 @@ def evaluate(ctx, model_path, data, as_json, free_running, seconds, primes, temp
         )
     if free_running:
         from .measures.drift import format_report, free_running_report, plot_drift
+        from .measures.quality import format_quality, plot_spectrograms
+        from .sample import generation_settings
 
+        temperature, _ = generation_settings(model, temperature, noise, "noise_seed" in given)
+        spectrogram_path = None
         if plot_path is not None:
-            if plot_path.exists():
-                raise SpeechgenError(f"{plot_path}: already exists; choose another --plot")
+            spectrogram_path = plot_path.with_name(plot_path.stem + "-spectrogram.png")
+            for path in (plot_path, spectrogram_path):
+                if path.exists():
+                    raise SpeechgenError(f"{path}: already exists; choose another --plot")
             _check_writable(plot_path)
-        report = free_running_report(model, corpus, seconds, primes, temperature, seed)
+        show = _progress_printer(f" ({primes} streams)" if primes > 1 else "")
+
+        def progress(done, total, elapsed):
+            show(done, total, elapsed, done * model.hop / model.sample_rate / max(elapsed, 1e-9))
+
+        report = free_running_report(model, corpus, seconds, primes, temperature, seed, progress=progress,
+                                     noise_seed=noise_seed, noise=noise or 0.0)
+        generated, held_out = report.pop("generated"), report.pop("held_out")
         if plot_path:
+            import numpy as np
+
             plot_drift(report, plot_path)
-        click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+            plot_spectrograms(generated[0], np.concatenate(held_out)[: generated.shape[1]], model.sample_rate,
+                              spectrogram_path, seconds=min(10.0, seconds))
+        if as_json:
+            click.echo(json.dumps(report, indent=2))
+        else:
+            click.echo(format_report(report))
+            click.echo("")
+            click.echo(format_quality(report["quality"]))
         return
     results = evaluate_model(model, corpus)
     if as_json:
@@ -247,6 +280,44 @@ def reconstruct(model_path, wav, phones_path, out_dir, force):
     click.echo(f"  free-running MSE   {r['free_running_mse']:.6f}")
     click.echo(f"  zero predictor MSE {r['zero_mse']:.6f}  (normalised units)")
     click.echo(f"wrote original.wav, teacher_forced.wav, free_running.wav, reconstruction.png to {out_dir}")
+
+
+def _verbosity(quiet):
+    """Training progress: 1, Keras' live bar, on a terminal; 2, one plain line per epoch,
+    with --quiet or when stdout is not a terminal (a log file, CI, nohup), since the
+    bar writes carriage returns and colour codes."""
+    return 2 if quiet or not sys.stdout.isatty() else 1
+
+
+def _given(ctx, *names):
+    """Those of the option ``names`` given on the command line (not left at their default)."""
+    return [n for n in names if ctx.get_parameter_source(n).name != "DEFAULT"]
+
+
+PLAIN_EVERY_S = 30.0  # seconds between progress lines when stderr is not a terminal
+
+
+def _progress_printer(suffix=""):
+    """A ``progress(done, total, elapsed_s, real_time_factor)`` callback for generation.
+
+    On a terminal: one live line on stderr, redrawn with carriage returns. Anything
+    else (a log file, CI, nohup): a plain line at most every ``PLAIN_EVERY_S`` seconds,
+    so long runs show they are moving and short ones stay quiet.
+    """
+    live = sys.stderr.isatty()
+    last = [time.monotonic()]
+
+    def progress(done, total, elapsed, rate_factor):
+        text = f"  {done}/{total} steps, {rate_factor:.2f}x real time{suffix}"
+        if live:
+            click.echo(f"\r{text}", nl=False, err=True)
+            if done == total:
+                click.echo("", err=True)
+        elif done < total and time.monotonic() - last[0] >= PLAIN_EVERY_S:
+            last[0] = time.monotonic()
+            click.echo(text, err=True)
+
+    return progress
 
 
 def _check_writable(path):

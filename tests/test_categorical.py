@@ -195,3 +195,31 @@ def test_tiered_mid_epoch_resume_equals_an_uninterrupted_run(tmp_path, chord_wav
     r = CliRunner().invoke(main, ["train", "--resume", str(part), "--quiet"])
     assert r.exit_code == 0, r.output
     np.testing.assert_allclose([h[1:] for h in history(part)], [h[1:] for h in history(full)], rtol=1e-5)
+
+
+def test_temperature_and_noise_belong_to_their_heads(tmp_path, chord_wav):
+    categorical, mse = tmp_path / "c", tmp_path / "m"
+    train(chord_wav, categorical, load_config([], categorical_sets(epochs=1)), verbose=0, log=quiet)
+    train(chord_wav, mse, load_config([], tiny_sets(epochs=1)), verbose=0, log=quiet)
+    out = tmp_path / "g.wav"
+    for model, flags, problem in [
+        (mse, ["--temperature", "1"], "--temperature is a softmax temperature of categorical models"),
+        (categorical, ["--noise", "1"], "--noise is for MSE models"),
+        (categorical, ["--temperature", "0", "--noise-seed", "2"], "--noise-seed only applies to random draws"),
+    ]:
+        r = CliRunner().invoke(main, ["sample", str(model / "model.keras"), "--out", str(out), *flags])
+        assert r.exit_code == 2 and problem in r.output and "Traceback" not in r.output, r.output
+        assert not out.exists()
+    r = CliRunner().invoke(main, ["evaluate", str(mse / "model.keras"), "--free-running", "--seconds", "3",
+                                  "--temperature", "1"])
+    assert r.exit_code == 2 and "--temperature is a softmax temperature" in r.output
+    # The categorical model's free-running report carries the quality score.
+    import json
+
+    plot = tmp_path / "drift.png"
+    r = CliRunner().invoke(main, ["evaluate", str(categorical / "model.keras"), "--free-running", "--seconds", "3",
+                                  "--primes", "2", "--json", "--plot", str(plot)])
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output[r.output.index("{"):])
+    assert set(report["quality"]["fd"]) == {"model", "real", "lpc_noise", "white_noise"}
+    assert report["quality"]["streams"] == 2 and plot.exists() and (tmp_path / "drift-spectrogram.png").exists()

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -79,9 +80,16 @@ def test_evaluate_json_defaults_to_the_training_data(trained):
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["data"] == str(data.resolve())
+    summary = json.loads((tmp / "run" / "summary.json").read_text())
     for split in ("train", "valid", "test"):
-        r = report["splits"][split]
-        assert r["model"] >= 0 and r["zero"] > 0 and r["persistence"] > 0 and r["steps"] > 0
+        r, at_training = report["splits"][split], summary["splits_mse"][split]
+        # The saved best model, scored again on the recorded split: what training reported.
+        for key in ("model", "zero", "persistence", "steps"):
+            assert r[key] == pytest.approx(at_training[key], rel=1e-6), (split, key)
+        assert r["model"] < r["zero"]  # two epochs on a chord beat predicting the mean
+        assert r["zero"] >= r["variance"] > 0  # mean square >= variance
+    # 30 s at 4 kHz split 80/10/10 in frames of 40 samples: each split's steps fit in it.
+    assert report["splits"]["valid"]["steps"] <= (3 * 4000 - 40) // 40
 
 
 def test_errors_are_one_line_with_exit_codes(trained, tmp_path):
@@ -101,6 +109,120 @@ def test_errors_are_one_line_with_exit_codes(trained, tmp_path):
     assert not (tmp_path / "g.wav").exists()
     result = run("--debug", "evaluate", tmp_path / "fake.keras")
     assert result.exit_code != 0 and result.exc_info is not None  # --debug keeps the exception
+
+
+def test_sample_refuses_options_that_would_not_apply(trained, tmp_path):
+    tmp, _, _ = trained
+    model = tmp / "run" / "model.keras"
+    timeline = tmp_path / "t.PHN"
+    timeline.write_text("0 4000 aa\n")
+    one_line_error(run("sample", model, "--out", tmp_path / "g.wav", "--noise-seed", 3), 2,
+                   "--noise-seed only applies to random draws (--temperature or --noise above 0)")
+    one_line_error(run("sample", model, "--out", tmp_path / "g.wav", "--phones", timeline, "--seed", 2), 2,
+                   "--seed only applies without --phones, or with --prime")
+    one_line_error(run("evaluate", model, "--noise-seed", 1), 2, "--noise-seed only applies with --free-running")
+    one_line_error(run("evaluate", model, "--free-running", "--noise-seed", 1), 2,
+                   "--noise-seed only applies to random draws (--temperature or --noise above 0)")
+    assert not (tmp_path / "g.wav").exists()
+
+
+def test_the_wav_holds_the_prime_only_with_include_prime(trained, tmp_path):
+    from speechgen.data.audio import read_audio
+
+    tmp, _, _ = trained
+    model = tmp / "run" / "model.keras"
+    # Exactly as long as the prime asked for, so the prime is all of it (no offset to pick).
+    prime = write_pcm16(tmp_path / "prime.wav", 4000, chord(4000, 0.5, freqs=(300.0,), amps=(0.4,)))
+    args = ["--prime", prime, "--prime-seconds", 0.5, "--seconds", 0.5]
+    plain = run("sample", model, "--out", tmp_path / "g.wav", *args)
+    assert plain.exit_code == 0, plain.output
+    both = run("sample", model, "--out", tmp_path / "gp.wav", "--include-prime", *args)
+    assert both.exit_code == 0 and "starting with the prime" in both.output, both.output
+    generated, with_prime = read_audio(tmp_path / "g.wav").read(), read_audio(tmp_path / "gp.wav").read()
+    assert len(generated) == 2000 and len(with_prime) == 4000
+    np.testing.assert_allclose(with_prime[:2000], read_audio(prime).read(), atol=1.5 / 32767)
+    np.testing.assert_array_equal(with_prime[2000:], generated)  # deterministic: the same continuation
+
+
+def test_moved_training_data_hints_at_options_the_command_has(trained, tmp_path):
+    from speechgen.model import load_model
+
+    tmp, _, _ = trained
+    model = load_model(tmp / "run" / "model.keras")
+    model.train_config = {**model.train_config, "data": str(tmp_path / "gone" / "chord.wav")}
+    moved = tmp_path / "moved.keras"
+    model.save(moved)
+    one_line_error(run("sample", moved, "--out", tmp_path / "g.wav"), 1,
+                   "gone/chord.wav: the model's training data is not there any more; move it back, or sample "
+                   "without it: give --prime WAV")
+    one_line_error(run("evaluate", moved), 1,
+                   "not there any more; move it back, or give other data: speechgen evaluate MODEL DATA")
+    prime = write_pcm16(tmp_path / "prime.wav", 4000, chord(4000, 1))
+    result = run("sample", moved, "--out", tmp_path / "g.wav", "--prime", prime, "--seconds", 0.2)
+    assert result.exit_code == 0, result.output  # what the hint says works
+
+
+def test_generation_progress_in_logs_is_plain_lines(trained, tmp_path, monkeypatch):
+    import speechgen.cli
+
+    tmp, _, _ = trained
+    monkeypatch.setattr(speechgen.cli, "PLAIN_EVERY_S", 0.0)
+    # 6 s of 40-sample steps: about 600 steps, run in chunks of 256; a line after each
+    # chunk but the last (the closing "wrote ..." line reports the end).
+    result = run("sample", tmp / "run" / "model.keras", "--out", tmp_path / "g.wav", "--seconds", 6)
+    assert result.exit_code == 0, result.output
+    lines = [l for l in result.stderr.splitlines() if "real time" in l]
+    done = [tuple(int(n) for n in l.split()[0].split("/")) for l in lines]
+    assert [d for d, _ in done] == [256, 512] and all(590 <= total <= 600 for _, total in done), result.stderr
+    assert all(float(l.split(", ")[1].split("x")[0]) > 0 for l in lines)
+    assert "\r" not in result.output
+    r = run("evaluate", tmp / "run" / "model.keras", "--free-running", "--seconds", 6, "--primes", 2)
+    assert r.exit_code == 0, r.output
+    lines = [l for l in r.stderr.splitlines() if "real time" in l]
+    assert lines and all(l.endswith("x real time (2 streams)") for l in lines), r.stderr
+
+
+def test_training_progress_is_a_live_bar_only_on_a_terminal(monkeypatch):
+    import io
+
+    from speechgen.cli import _verbosity
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stdout", Terminal())
+    assert _verbosity(quiet=False) == 1 and _verbosity(quiet=True) == 2
+    monkeypatch.setattr(sys, "stdout", io.StringIO())  # a file, a pipe
+    assert _verbosity(quiet=False) == 2
+
+
+def test_training_logged_to_a_file_is_one_plain_line_per_epoch(tmp_path):
+    """``speechgen train ... > train.log 2>&1``: no colour codes, no carriage returns or
+    backspaces of a progress bar, one line per epoch holding history.csv's figures."""
+    import csv
+    import os
+
+    data = write_pcm16(tmp_path / "c.wav", 4000, chord(4000, 30))
+    log = tmp_path / "train.log"
+    with open(log, "wb") as f:
+        proc = subprocess.run(
+            [sys.executable, "-m", "speechgen.cli", "train", str(data), "--out", str(tmp_path / "run"),
+             *sets(epochs=3, patience=0)],
+            stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=600,
+        )
+    text = log.read_bytes().decode()
+    assert proc.returncode == 0, text
+    assert "\x1b" not in text and "\r" not in text and "\b" not in text, repr(text[:2000])
+    epochs = [l for l in text.splitlines() if l.lower().startswith("epoch")]
+    assert [l.split(" - ")[0] for l in epochs] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"], text
+    with open(tmp_path / "run" / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    for line, row in zip(epochs, rows):
+        fields = {k: v for k, _, v in (part.partition(" ") for part in line.split(" - "))}
+        assert fields["14"] == "batches"  # 24 s of training audio: 14 batches of 8 x 20 x 40 samples
+        assert float(fields["loss"]) == pytest.approx(float(row["loss"]), rel=1e-5)
+        assert float(fields["val_loss"]) == pytest.approx(float(row["val_loss"]), rel=1e-5)
 
 
 def test_nan_run_exits_1_with_a_hint(tmp_path):

@@ -139,7 +139,7 @@ def test_the_recipe_sample_level_with_temperature_stays_in_range(tmp_path):
 
     def drift(temperature, seconds=20):
         r = CliRunner().invoke(main, ["evaluate", str(run / "model.keras"), "--free-running", "--seconds",
-                                      str(seconds), "--primes", "2", "--temperature", temperature, "--json"])
+                                      str(seconds), "--primes", "2", "--noise", temperature, "--json"])
         assert r.exit_code == 0, r.output
         return json.loads(r.output)
 
@@ -149,5 +149,5 @@ def test_the_recipe_sample_level_with_temperature_stays_in_range(tmp_path):
     for stream in report["typical"]["streams"]:
         assert 5 <= stream["rms_percentile"] <= 95 and 5 <= stream["flatness_percentile"] <= 95
     text = CliRunner().invoke(main, ["evaluate", str(run / "model.keras"), "--free-running", "--seconds", "5",
-                                     "--primes", "1", "--temperature", "1"])
+                                     "--primes", "1", "--noise", "1"])
     assert "median per-second flatness: training" in text.output and "(p" in text.output

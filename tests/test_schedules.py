@@ -73,11 +73,21 @@ def test_temperature_noise_is_seeded_and_scaled_by_validation_rmse(tmp_path, cho
     from speechgen.cli import main
     from speechgen.model import load_model
 
-    run = tmp_path / "run"
-    sets = [x for s in tiny_sets(epochs=2) for x in ("--set", s)]
-    assert CliRunner().invoke(main, ["train", str(chord_wav), "--out", str(run), "--quiet", *sets]).exit_code == 0
-    assert load_model(run / "model.keras").train_config["val_rmse"] > 0
+    from speechgen.config import run_state
     from speechgen.data.audio import read_audio
+    from speechgen.data.corpus import Normaliser
+    from speechgen.generate import Generator
+    from speechgen.measures.drift import noise_scale
+
+    run = tmp_path / "run"
+    sets = [x for s in tiny_sets(epochs=2) for x in ("--set", s)]  # l2 = 0: val_loss is the pure MSE
+    assert CliRunner().invoke(main, ["train", str(chord_wav), "--out", str(run), "--quiet", *sets]).exit_code == 0
+    model = load_model(run / "model.keras")
+    best_val_mse = min(float(r["val_loss"]) for r in csv.DictReader(open(run / "history.csv")))
+    val_rmse = run_state(model.train_config)["val_rmse"]
+    assert val_rmse == pytest.approx(np.sqrt(best_val_mse), rel=1e-5)
+    assert "val_rmse" not in model.train_config  # the run record, not a config key
+    assert noise_scale(model, 0.5) == pytest.approx(0.5 * val_rmse) and noise_scale(model, 0) == 0
 
     def sample(name, *extra):
         r = CliRunner().invoke(main, ["sample", str(run / "model.keras"), "--out", str(tmp_path / name),
@@ -85,12 +95,24 @@ def test_temperature_noise_is_seeded_and_scaled_by_validation_rmse(tmp_path, cho
         assert r.exit_code == 0, r.output
         return read_audio(tmp_path / name).read()
 
-    plain, hot, hot_again, other = (sample("a.wav"), sample("b.wav", "--temperature", "1"),
-                                    sample("c.wav", "--temperature", "1"),
-                                    sample("d.wav", "--temperature", "1", "--noise-seed", "5"))
+    plain, hot, hot_again, other = (sample("a.wav"), sample("b.wav", "--noise", "1"),
+                                    sample("c.wav", "--noise", "1"),
+                                    sample("d.wav", "--noise", "1", "--noise-seed", "5"))
     assert not np.allclose(plain, hot)
     np.testing.assert_array_equal(hot, hot_again)
     assert not np.allclose(hot, other)
+    # The first generated step (40 samples) comes from the same primed state with and
+    # without noise: it differs by the noise alone, std 1 x val_rmse (normalised units).
+    scale = Normaliser.from_dict(model.normaliser).scale
+    first_noise = (hot[:40] - plain[:40]) / scale
+    assert 0.6 < first_noise.std() / val_rmse < 1.4  # 40 draws
+    # The same, precisely, over 64 streams x 40 draws at temperature 0.5.
+    prime = np.stack([Normaliser.from_dict(model.normaliser).apply(read_audio(chord_wav).read(o, o + 400))
+                      for o in range(0, 64 * 97, 97)])
+    still = Generator(model, streams=64).generate(prime, 40)
+    noisy = Generator(model, streams=64, noise=noise_scale(model, 0.5), seed=1).generate(prime, 40)
+    assert np.std(noisy - still) == pytest.approx(0.5 * val_rmse, rel=0.08)
+    assert abs(np.mean(noisy - still)) < 0.1 * val_rmse
 
 
 def test_free_running_evaluation_reports_horizons_and_stable_seconds(tmp_path, chord_wav):
@@ -106,10 +128,32 @@ def test_free_running_evaluation_reports_horizons_and_stable_seconds(tmp_path, c
     assert r.exit_code == 0, r.output
     report = json.loads(r.output)
     assert set(report["horizons"]) == {"1 step", "10 steps", "100 steps"}
-    assert len(report["stable_seconds"]) == 3 and all(0 <= s <= 5 for s in report["stable_seconds"])
+    assert all(v > 0 for v in report["horizons"].values())
+    # Stable seconds, recomputed from the report's own per-second features and ranges:
+    # the seconds before the first 3 in a row with RMS or flatness out of range.
+    lo_r, hi_r = report["ranges"]["rms"]
+    lo_f, hi_f = report["ranges"]["flatness"]
+    assert len(report["stable_seconds"]) == len(report["features"]) == 3
+    for stable, f in zip(report["stable_seconds"], report["features"]):
+        assert len(f["rms"]) == len(f["flatness"]) == 5
+        out = [not (lo_r <= r <= hi_r and lo_f <= fl <= hi_f) for r, fl in zip(f["rms"], f["flatness"])]
+        assert stable == next((i for i in range(len(out) - 2) if all(out[i : i + 3])), len(out)), (stable, out)
     assert (tmp_path / "drift.png").stat().st_size > 5000
     misuse = CliRunner().invoke(main, ["evaluate", str(run / "model.keras"), "--primes", "2"])
     assert misuse.exit_code == 2 and "--primes only applies with --free-running" in misuse.output
+
+    def drift(*extra):
+        r = CliRunner().invoke(main, ["evaluate", str(run / "model.keras"), "--free-running", "--seconds", "3",
+                                      "--primes", "3", "--json", *extra])
+        assert r.exit_code == 0, r.output
+        return json.loads(r.output)
+
+    # --seed picks the held-out primes; --noise-seed only the noise.
+    other_primes = drift("--seed", "1")
+    assert other_primes["primes"] != report["primes"]
+    hot, hot_other_noise = drift("--noise", "1"), drift("--noise", "1", "--noise-seed", "5")
+    assert hot["primes"] == hot_other_noise["primes"] == report["primes"]
+    assert hot["features"] != hot_other_noise["features"]
 
 
 def test_resume_refuses_settings_it_cannot_apply(tmp_path, chord_wav):

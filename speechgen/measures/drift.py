@@ -128,7 +128,7 @@ def noise_scale(model, temperature):
     rmse = run_state(model.train_config).get("val_rmse")
     if rmse is None:
         raise SpeechgenError("the model records no validation RMSE (trained by an older speechgen); "
-                             "use --temperature 0")
+                             "use --noise 0")
     return temperature * rmse
 
 
