@@ -2,8 +2,16 @@
 
 import pytest
 
-from speechgen.config import CONFIG_DIR, Config, load_config
-from speechgen.errors import UsageError
+from pathlib import Path
+
+import yaml
+
+from speechgen.config import (
+    CONFIG_DIR, Config, changed_keys, check_resumable, load_config, presets, run_state, with_run_state,
+)
+from speechgen.errors import SpeechgenError, UsageError
+
+REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def test_presets_load_and_override_in_order(tmp_path):
@@ -15,6 +23,64 @@ def test_presets_load_and_override_in_order(tmp_path):
     assert config.units == [8, 8] and config.window == 16000
     assert config.learning_rate == pytest.approx(1e-4)
     assert config.split == [0.7, 0.2, 0.1]
+
+
+def test_the_package_ships_every_preset_of_configs():
+    """speechgen/configs (inside the package) holds exactly the repository's configs/."""
+    names = sorted(p.stem for p in REPO_CONFIGS.glob("*.yaml"))
+    assert len(names) >= 6 and presets() == names
+    for name in names:
+        assert (CONFIG_DIR / f"{name}.yaml").read_bytes() == (REPO_CONFIGS / f"{name}.yaml").read_bytes()
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in REPO_CONFIGS.glob("*.yaml")))
+def test_every_preset_loads_validates_and_sets_what_it_says(name):
+    config = load_config([name])  # resolved and validated
+    written = yaml.safe_load((REPO_CONFIGS / f"{name}.yaml").read_text()) or {}
+    assert written, f"{name}.yaml sets no keys"
+    values = config.to_dict()
+    for key, value in written.items():
+        assert values[key] == pytest.approx(value) if isinstance(value, float) else values[key] == value, key
+    defaults = Config().to_dict()
+    assert {k for k in values if values[k] != defaults[k]} <= set(written)  # nothing else moved
+
+
+def test_unknown_preset_names_the_presets():
+    with pytest.raises(UsageError) as info:
+        load_config(["nosuchpreset"])
+    assert str(info.value) == f"nosuchpreset: no such config file or preset (presets: {', '.join(presets())})"
+
+
+def test_resume_diffing_names_the_first_key_it_cannot_apply():
+    saved = {**Config().to_dict(), "data": "/x.wav", "run": {"epochs_done": 2}}
+    config = load_config([], ["epochs=9", "patience=3", "dropout=0.25", "units=[8]"])
+    assert changed_keys(saved, config) == ["units", "dropout"]  # the config's key order
+    assert changed_keys(saved, load_config([], ["epochs=9", "max_batches=4"])) == []
+    assert changed_keys({"window": 16000}, config) == []  # keys a saved config lacks count as unchanged
+    assert changed_keys(saved, config, resumable=("epochs", "patience", "units")) == ["dropout"]
+    with pytest.raises(SpeechgenError) as info:
+        check_resumable(saved, config)
+    assert str(info.value) == (
+        "--set units: cannot change units when resuming (only epochs, patience, max_batches, "
+        "checkpoint_batches can); start a new run"
+    )
+    check_resumable(saved, load_config([], ["epochs=9"]))  # no error
+
+
+def test_the_run_record_sits_beside_the_config_keys():
+    config = {**Config().to_dict(), "data": "/x.wav"}
+    done = with_run_state(config, epochs_done=3, batches_done=0, val_rmse=0.25)
+    assert done["run"] == {"epochs_done": 3, "batches_done": 0, "val_rmse": 0.25}
+    assert {k: v for k, v in done.items() if k != "run"} == config
+    assert run_state(done) == done["run"]
+    assert run_state(with_run_state(done, batches_done=None)) == {"epochs_done": 3, "val_rmse": 0.25}
+    # A model saved before the record had its own key kept it at the top level.
+    legacy = {**config, "val_rmse": 0.5, "epochs_done": 2}
+    assert run_state(legacy) == {"val_rmse": 0.5, "epochs_done": 2}
+    moved = with_run_state(legacy, epochs_done=4)
+    assert "val_rmse" not in moved and "epochs_done" not in moved
+    assert moved["run"] == {"val_rmse": 0.5, "epochs_done": 4}
+    assert run_state(None) == {} and run_state(config) == {}
 
 
 def test_frame16k_is_the_write_up():
@@ -34,6 +100,7 @@ def test_frame16k_is_the_write_up():
         (["split=[0.5,0.3,0.1]"], "summing to 1"),
         (["dropout=1.5"], "dropout"),
         (["output_activation=softmax"], "output_activation must be one of"),
+        (["output_activation=relu"], "output_activation must be one of tanh, linear, got 'relu'"),
         (["learning_rate"], "expected key=value"),
         (["units=[1,"], "does not parse"),
         (["epochs=true"], "epochs must be int"),

@@ -204,22 +204,24 @@ def _load_folder(root, fractions, seed, recorded):
     return corpus
 
 
-def reopen_corpus(train_config, data=None):
+def reopen_corpus(train_config, data=None, hint="move it back"):
     """The corpus a model was trained on (or ``data``), split as in training.
 
     Args:
         train_config: a model's saved training config (``data``, ``split``, ``seed`` and,
             for folders, the recorded ``splits``).
         data: another file or folder to use instead, split by the same rules.
+        hint: what the caller's user can do when the training data has moved (it ends
+            the error message; name options the calling command has).
     """
     same = data is None or Path(data).resolve() == Path(train_config["data"]).resolve()
     # The training data itself keeps its recorded split (even given explicitly, and
     # even after files were added); other data is split by the same rules.
     recorded = train_config.get("splits") if same else None
     data = data or train_config["data"]
-    if not Path(data).exists():
+    if same and not Path(data).exists():  # (other data: load_corpus names it)
         raise SpeechgenError(
-            f"{data}: the model's training data is not there any more; give the data explicitly"
+            f"{data}: the model's training data is not there any more; {hint}"
         )
     return load_corpus(data, train_config["split"], train_config.get("seed", 0), recorded)
 

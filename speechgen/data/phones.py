@@ -106,7 +106,8 @@ def labelled_segments(piece, folding=None):
 
 
 def inventory_of(pieces, folding=None):
-    """The phone inventory of the training pieces (their labels, after folding)."""
+    """The phone inventory of ``pieces`` (their labels, after folding): training uses
+    every split's, so a phone only held-out speakers say still has an id."""
     from .labels import PhoneInventory
 
     return PhoneInventory.from_segments(labelled_segments(p, folding) for p in pieces)
