@@ -15,6 +15,8 @@ import click
 
 from .errors import SpeechgenError, UsageError
 
+DEFAULT_RECIPE = "speech"  # what a bare `speechgen train DATA` trains
+
 
 class _Group(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
@@ -85,7 +87,7 @@ def main(ctx, debug):
 @main.command()
 @click.argument("data", required=False, type=click.Path(path_type=Path))
 @click.option("--out", "out", type=click.Path(path_type=Path), help="Run directory to create.")
-@click.option("--config", "configs", multiple=True, help=f"YAML config file or preset name ({', '.join(_presets())}); repeatable.")
+@click.option("--config", "configs", multiple=True, help=f"YAML config file or preset name ({', '.join(_presets())}); repeatable. Without --config and --set: the recommended recipe, speech.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override one config key; repeatable.")
 @click.option("--resume", "resume_run", type=click.Path(path_type=Path), help="Continue the run in this directory from its last checkpoint.")
 @click.option("--strategy", type=click.Choice(["none", "mirrored", "multi-worker"]), default="none", show_default=True, help="mirrored: all local devices (GPUs, or logical CPUs); multi-worker: the hosts in TF_CONFIG. See docs/distributed.md.")
@@ -106,6 +108,12 @@ def train(data, out, configs, sets, resume_run, strategy, tensorboard, force, qu
         raise UsageError("train needs DATA and --out (or --resume RUN)")
     from .config import load_config
 
+    # The bare headline usage, `speechgen train data.wav`, gets the recommended recipe;
+    # --set without --config overrides the built-in defaults (docs/configuration.md).
+    if not resume_run and not configs and not sets:
+        configs = (DEFAULT_RECIPE,)
+        click.echo(f"config: the recommended recipe '{DEFAULT_RECIPE}' (configs/{DEFAULT_RECIPE}.yaml); "
+                   "choose another with --config")
     config = None if resume_run else load_config(configs, sets)
     _quiet_tensorflow()
     from .train import resume
