@@ -96,7 +96,9 @@ def main():
         for t in [float(v) for v in args.temperatures.split(",")]:
             report = json.loads(speechgen(
                 "evaluate", run / "model.keras", "--free-running", "--seconds", args.seconds,
-                "--primes", args.primes, "--temperature", t, "--json", "--plot", run / f"drift-t{t:g}.png",
+                # These recipes are MSE models: their noise level is --noise (it was
+                # spelled --temperature before categorical heads had a real one).
+                "--primes", args.primes, *(["--noise", t] if t else []), "--json", "--plot", run / f"drift-t{t:g}.png",
             ))
             ranges = report["ranges"]
             inside = [
