@@ -200,6 +200,15 @@ def train_config_of(path):
         return json.loads(archive.read("config.json"))["config"]["train_config"]
 
 
+def run_record_of(path):
+    """The run record (``train_config["run"]``) of a .keras file; its config keys hold none of it."""
+    from speechgen.config import RUN_KEYS
+
+    saved = train_config_of(path)
+    assert not set(RUN_KEYS) & set(saved), sorted(set(RUN_KEYS) & set(saved))
+    return saved["run"]
+
+
 def test_ctrl_c_mid_epoch_then_resume_equals_an_uninterrupted_run(data, tmp_path):
     """Stopped after a mid-epoch checkpoint, with dropout, input noise and scheduled
     sampling drawing random numbers, the run resumed from that batch ends with the
@@ -220,9 +229,9 @@ def test_ctrl_c_mid_epoch_then_resume_equals_an_uninterrupted_run(data, tmp_path
     part = tmp_path / "part"
     stopped = train(data, part, config, verbose=0, log=lambda *a: None, callbacks=[CtrlCAt(epoch=1, batch=10)])
     assert stopped.interrupted and len(history(part)) == 1
-    saved = train_config_of(part / "checkpoint.keras")
+    saved = run_record_of(part / "checkpoint.keras")
     assert (saved["epochs_done"], saved["batches_done"]) == (1, 8) and saved["epoch_seconds"] > 0
-    assert "batches_done" not in train_config_of(part / "model.keras")
+    assert set(run_record_of(part / "model.keras")) == {"val_rmse"}  # the position is the checkpoint's
     assert "interrupted: epoch 1 and 8 batches of epoch 2 are saved" in interrupt_message(stopped, part)
     assert load_model(part / "checkpoint.keras")._mid_epoch_state is not None
     assert load_model(part / "model.keras")._mid_epoch_state is None  # best models hold no state
@@ -231,10 +240,11 @@ def test_ctrl_c_mid_epoch_then_resume_equals_an_uninterrupted_run(data, tmp_path
     resumed = CliRunner().invoke(main, ["train", "--resume", str(part), "--quiet", "--set", "checkpoint_batches=5"])
     assert resumed.exit_code == 0, resumed.output
     assert f"resuming {part} at epoch 2 of 3, after batch 8 of 14" in resumed.output
-    assert "\n6/6 " in resumed.output and "\n14/14 " in resumed.output  # the rest of epoch 2, then epoch 3
+    assert "\nepoch 2/3 - 6 batches - " in resumed.output  # the rest of epoch 2,
+    assert "\nepoch 3/3 - 14 batches - " in resumed.output  # then epoch 3
     assert [r[0] for r in history(part)] == [1, 2, 3]
     np.testing.assert_allclose([r[1:] for r in history(part)], [r[1:] for r in history(full)], rtol=1e-5)
-    saved = train_config_of(part / "checkpoint.keras")
+    saved = run_record_of(part / "checkpoint.keras")
     assert (saved["epochs_done"], saved["batches_done"]) == (3, 0) and "epoch_seconds" not in saved
     assert train_config_of(part / "checkpoint.keras")["checkpoint_batches"] == 5
 
@@ -274,7 +284,7 @@ def test_sigkill_after_a_mid_epoch_checkpoint_then_resume(data, uninterrupted, t
         assert proc.poll() is None, (tmp_path / "stderr").read_text()[-2000:]
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    saved = train_config_of(run / "checkpoint.keras")
+    saved = run_record_of(run / "checkpoint.keras")
     assert (saved["epochs_done"], saved["batches_done"]) == (2, 8)
     assert len(history(run)) == 2
     # A save cut short by a kill leaves its temporary beside the intact file.
@@ -310,7 +320,7 @@ def test_mid_epoch_resume_keeps_the_row_resets_of_a_corpus(tmp_path):
     part = tmp_path / "part"
     stopped = train(corpus, part, config, verbose=0, log=lambda *a: None, callbacks=[CtrlCAt(epoch=0, batch=8)])
     assert stopped.interrupted and history(part) == []  # no epoch finished ...
-    saved = train_config_of(part / "checkpoint.keras")
+    saved = run_record_of(part / "checkpoint.keras")
     assert (saved["epochs_done"], saved["batches_done"]) == (0, 5)  # ... but 5 batches are saved
     resumed = CliRunner().invoke(main, ["train", "--resume", str(part), "--quiet"])
     assert resumed.exit_code == 0, resumed.output

@@ -145,3 +145,33 @@ def test_hoisted_input_with_jit_compile_trains(tmp_path, chord_wav):
     from speechgen.model import load_model
 
     assert load_model(tmp_path / "run" / "model.keras").hoist_input
+
+
+def test_state_resets_fire_during_fit(tmp_path, monkeypatch):
+    """``fit`` never resets LSTM state by itself; ResetStates zeroes it at each epoch
+    start, before validation and in each row where a new utterance starts. With l2 = 0
+    the best epoch's val_loss is then exactly the validation MSE that ``evaluate``
+    (which does its own resets) gives the saved model. With the callback's resets taken
+    away, validation starts from the training streams' state and carries state from one
+    utterance into the next, and the two differ."""
+    from fixtures import chord_corpus
+    from speechgen.training.callbacks import ResetStates
+
+    # Short utterances of four different chords: many utterance starts in every row.
+    corpus = chord_corpus(tmp_path / "c", 4000, 8, (0.3, 0.6), freqs=lambda u: (110.0 * (1 + u % 4), 330.0, 550.0))
+    config = load_config([], [
+        "window=16", "hop=1", "seq_len=25", "batch_size=4", "units=[16]", "l2=0", "epochs=2", "patience=0",
+        "learning_rate=0.01", "split=[0.5,0.5,0]",
+    ])
+
+    def val_mse_in_fit_and_in_evaluate(name):
+        summary = train(corpus, tmp_path / name, config, verbose=0, log=quiet).summary
+        return summary["best_val_loss"], summary["splits_mse"]["valid"]["model"]
+
+    in_fit, evaluated = val_mse_in_fit_and_in_evaluate("run")
+    assert in_fit == pytest.approx(evaluated, rel=1e-4)
+    monkeypatch.setattr(ResetStates, "on_epoch_begin", lambda self, epoch, logs=None: None)
+    monkeypatch.setattr(ResetStates, "on_test_begin", lambda self, logs=None: None)
+    monkeypatch.setattr(ResetStates, "_rows", lambda self, fresh, batch: None)
+    in_fit, evaluated = val_mse_in_fit_and_in_evaluate("no-resets")
+    assert abs(in_fit / evaluated - 1) > 1e-3, (in_fit, evaluated)
