@@ -45,7 +45,7 @@ class SpeechRNN(keras.Model):
         dropout: dropout rate between LSTM layers.
         input_noise: std of the Gaussian noise added to inputs while training (its
             schedule changes it per epoch).
-        output_activation: ``tanh``, ``linear`` or ``relu``.
+        output_activation: ``tanh`` or ``linear`` (MSE heads).
         l2: L2 penalty on the LSTM and Dense kernels.
         sample_rate: Hz, for writing generated audio.
         normaliser: dict (:class:`speechgen.corpus.Normaliser.to_dict`).
