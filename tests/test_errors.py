@@ -28,7 +28,6 @@ from conftest import chord, tiny_sets, write_pcm16
 from speechgen.data.audio import read_audio
 from speechgen.cli import main
 from speechgen.errors import SpeechgenError
-from speechgen.data.sphere import write_sphere
 
 RATE = 4000
 
@@ -213,6 +212,19 @@ def test_a05_truncated_wav(tmp_path, name, cut, words):
     assert not (tmp_path / "r").exists()
 
 
+def test_a05b_truncated_sphere(tmp_path):
+    # libsndfile takes a SPHERE's length from the file size: sample_count is checked here.
+    lines = ["NIST_1A", "   1024", "channel_count -i 1", "sample_count -i 100", "sample_rate -i 4000",
+             "sample_n_bytes -i 2", "sample_byte_format -s2 01", "end_head", ""]
+    path = tmp_path / "cut.WAV"
+    path.write_bytes("\n".join(lines).encode().ljust(1024) + bytes(150))
+    one_line_error(
+        run("train", path, "--out", tmp_path / "r"),
+        1, "cut.WAV", "SPHERE data truncated", "holds 75 samples but its header declares 100",
+    )
+    assert not (tmp_path / "r").exists()
+
+
 def test_a06_zero_samples(tmp_path):
     path = tmp_path / "empty.wav"
     wavfile.write(path, RATE, np.zeros(0, np.int16))
@@ -324,6 +336,18 @@ def test_a16_compressed_sphere(tmp_path, coding, words):
              "sample_byte_format -s2 01", coding, "end_head", ""]
     path.write_bytes("\n".join(lines).encode().ljust(1024) + bytes(200))
     one_line_error(run("train", path, "--out", tmp_path / "r"), 1, "shn.WAV", *words)
+
+
+@pytest.mark.parametrize("subtype", ["IMA_ADPCM", "ULAW"])
+def test_a16b_compressed_wav(tmp_path, subtype):
+    import soundfile
+
+    path = tmp_path / "packed.wav"
+    soundfile.write(path, chord(RATE, 0.5), RATE, subtype=subtype)
+    one_line_error(
+        run("train", path, "--out", tmp_path / "r"),
+        1, "packed.wav", f"WAV sample format {subtype}", "not supported", "sox IN -b 16 OUT",
+    )
 
 
 def test_a17_training_audio_too_short(tmp_path):

@@ -1,4 +1,4 @@
-"""TIMIT .PHN/.TXT readers, phone inventory, per-sample ids and 61 -> 39 folding."""
+"""TIMIT .PHN reader, phone inventory, gap filling and 61 -> 39 folding."""
 
 import tempfile
 from pathlib import Path
@@ -15,11 +15,10 @@ from speechgen.data.labels import (
     Segment,
     fold_phone,
     fold_segments,
-    phone_ids_per_sample,
     read_phn,
-    read_txt,
 )
-from speechgen.data.sphere import read_sphere
+from speechgen.data.audio import read_audio
+from speechgen.data.phones import PhoneTrack
 
 TIMIT_61 = (
     "aa ae ah ao aw ax ax-h axr ay b bcl ch d dcl dh dx eh el em en eng epi er ey f g gcl "
@@ -28,6 +27,12 @@ TIMIT_61 = (
 ).split()
 CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 FAST = settings(max_examples=200, deadline=None)
+
+
+def per_sample(segments, n_samples, inventory, source=None):
+    """One phone id per sample, as the model's conditioning sees them (gaps -> h#)."""
+    track = PhoneTrack(segments, n_samples, inventory, source)
+    return track.ids[track.segment_at(np.arange(n_samples))]
 
 
 def write(tmp_path, text, name="x.PHN"):
@@ -90,7 +95,7 @@ def test_gaps_are_allowed_and_filled_with_silence(tmp_path):
     segments = read_phn(write(tmp_path, "10 20 aa\n30 40 b\n"), n_samples=50)
     inventory = PhoneInventory.from_segments([segments])
     assert inventory.phones == ["aa", "b", "h#"]
-    ids = phone_ids_per_sample(segments, 50, inventory)
+    ids = per_sample(segments, 50, inventory)
     assert ids.dtype == np.int32 and ids.shape == (50,)
     expected = ["h#"] * 10 + ["aa"] * 10 + ["h#"] * 10 + ["b"] * 10 + ["h#"] * 10
     assert [inventory.phones[i] for i in ids] == expected
@@ -99,7 +104,7 @@ def test_gaps_are_allowed_and_filled_with_silence(tmp_path):
 def test_unknown_phone_lists_known_ones():
     inventory = PhoneInventory.from_segments([[Segment(0, 5, "aa")]])
     with pytest.raises(SpeechgenError, match=r"x\.PHN: phone 'zz' is not in .*aa, h#"):
-        phone_ids_per_sample([Segment(0, 5, "zz")], 5, inventory, source="x.PHN")
+        PhoneTrack([Segment(0, 5, "zz")], 5, inventory, source="x.PHN")
 
 
 def test_inventory_is_sorted_and_round_trips():
@@ -145,22 +150,6 @@ def test_fold_segments_gives_q_to_its_neighbour():
         Segment(0, 25, "ih"),
         Segment(40, 50, "h#"),
     ]
-
-
-def test_read_txt(tmp_path):
-    sentence = "She had your dark suit in greasy wash water all year."
-    path = write(tmp_path, f"0 46797 {sentence}\n", "a.TXT")
-    assert read_txt(path) == (0, 46797, sentence)
-    for text, message in [
-        ("", "found no text"),
-        ("0 10 a\n0 10 b\n", "found 2 non-blank lines"),
-        ("0 10\n", "line 1: expected 'start end text'"),
-        ("0 x hello\n", "line 1: end 'x' is not an integer"),
-        ("10 5 hello\n", "line 1: span 10-5 ends before it starts"),
-    ]:
-        path = write(tmp_path, text, "b.TXT")
-        with pytest.raises(SpeechgenError, match=message):
-            read_txt(path)
 
 
 def _read_phn_bytes(content, n_samples):
@@ -216,7 +205,7 @@ def test_valid_segments_round_trip(segments):
     n_samples = segments[-1].end
     assert _read_phn_bytes(text.encode(), n_samples) == segments
     inventory = PhoneInventory.from_segments([segments])
-    ids = phone_ids_per_sample(segments, n_samples, inventory)
+    ids = per_sample(segments, n_samples, inventory)
     for s in segments:
         assert (ids[s.start : s.end] == inventory.index(s.phone)).all()
 
@@ -230,20 +219,18 @@ def test_real_corpora_labels_parse():
     assert phns, f"no .PHN files under {timit}"
     segment_lists = []
     for phn in phns:
-        rate, data = read_sphere(phn.with_suffix(".WAV"))
-        segments = read_phn(phn, n_samples=len(data))
-        start, end, text = read_txt(phn.with_suffix(".TXT"))
-        assert rate == 16000 and text and end <= len(data)
+        audio = read_audio(phn.with_suffix(".WAV"))
+        segments = read_phn(phn, n_samples=len(audio))
+        assert audio.rate == 16000
         # The corpus README promises contiguous labels from 0 to the end.
-        assert segments[0].start == 0 and segments[-1].end == len(data)
+        assert segments[0].start == 0 and segments[-1].end == len(audio)
         segment_lists.append(fold_segments(segments, TIMIT_FOLD_39))
     inventory = PhoneInventory.from_segments(segment_lists)
     assert len(inventory) <= 39
     first = segment_lists[0]
-    ids = phone_ids_per_sample(first, first[-1].end, inventory, source=phns[0])
+    ids = per_sample(first, first[-1].end, inventory, source=phns[0])
     assert ids.shape == (first[-1].end,)
 
     prompts = CORPORA / "prompts-real"
     for phn in sorted(prompts.glob("*.PHN"))[:10]:
         assert read_phn(phn)
-        assert read_txt(phn.with_suffix(".TXT"))[2]

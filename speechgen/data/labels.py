@@ -1,4 +1,4 @@
-"""TIMIT-style phone labels: ``.PHN`` segments, ``.TXT`` transcripts, inventories, folding.
+"""TIMIT-style phone labels: ``.PHN`` segments, inventories, folding.
 
 A ``.PHN`` file has one segment a line, ``start end phone``, in samples, ``end``
 exclusive::
@@ -9,8 +9,8 @@ exclusive::
 Policies:
 
 * **Gaps** are allowed: a segment may start after the previous one ends, and the labels
-  need not cover the audio from sample 0 to its end. :func:`phone_ids_per_sample` labels
-  every uncovered sample (before the first segment, between segments, after the last)
+  need not cover the audio from sample 0 to its end. :class:`speechgen.data.phones.PhoneTrack`
+  labels every uncovered sample (before the first segment, between segments, after the last)
   with the fill symbol, ``h#`` by default, TIMIT's own silence symbol. Overlapping or
   out-of-order segments are errors.
 * **Silence** is ``h#`` everywhere, also after folding: :data:`TIMIT_FOLD_39` maps
@@ -27,8 +27,6 @@ Policies:
 import re
 from pathlib import Path
 from typing import NamedTuple
-
-import numpy as np
 
 from ..errors import SpeechgenError
 
@@ -105,37 +103,6 @@ def read_phn(path, n_samples=None):
     return segments
 
 
-def read_txt(path):
-    """Read a TIMIT ``.TXT`` transcript, one line ``start end text``.
-
-    Returns:
-        ``(start, end, text)``: the span in samples (``end`` exclusive) and the text.
-    Raises:
-        SpeechgenError: missing/unreadable file, not exactly one non-blank line, bad
-        numbers, ``end <= start``, or no text.
-    """
-    path = Path(path)
-    lines = [
-        (number, line)
-        for number, line in enumerate(_read_bytes(path).split(b"\n"), start=1)
-        if line.strip()
-    ]
-    if len(lines) != 1:
-        found = "no text" if not lines else f"{len(lines)} non-blank lines"
-        raise SpeechgenError(f"{path}: expected one line 'start end text', found {found}")
-    number, line = lines[0]
-    where = f"{path} line {number}"
-    fields = line.split(None, 2)
-    if len(fields) < 3:
-        shown = line.strip().decode("utf-8", "replace")
-        raise SpeechgenError(f"{where}: expected 'start end text', got {shown!r:.60}")
-    start = _sample(where, "start", fields[0])
-    end = _sample(where, "end", fields[1])
-    if end <= start:
-        raise SpeechgenError(f"{where}: span {start}-{end} ends before it starts")
-    return start, end, _text(where, fields[2].strip(), "text")
-
-
 class PhoneInventory:
     """The phones a model knows, each with a fixed integer id (its position).
 
@@ -209,34 +176,6 @@ class PhoneInventory:
 
     def __repr__(self):
         return f"PhoneInventory({list(self._phones)!r})"
-
-
-def phone_ids_per_sample(segments, n_samples, inventory, fill=FILL, source=None):
-    """Label every sample with a phone id.
-
-    Args:
-        segments: :class:`Segment` list, in time order, not overlapping (as read_phn
-            returns it).
-        n_samples: length of the audio in samples.
-        inventory: :class:`PhoneInventory` holding every phone used and ``fill``.
-        fill: label for samples no segment covers (gaps, before the first, after the
-            last).
-        source: the label file, named in error messages.
-    Returns:
-        int32 array of shape ``(n_samples,)``.
-    Raises:
-        SpeechgenError: a phone (or ``fill``) not in the inventory, or a segment ending
-        past ``n_samples``.
-    """
-    ids = np.full(n_samples, inventory.index(fill, source), dtype=np.int32)
-    for seg in segments:
-        if seg.end > n_samples:
-            raise SpeechgenError(
-                f"{source or 'labels'}: segment ends at sample {seg.end} but the audio has "
-                f"{n_samples} samples"
-            )
-        ids[seg.start : seg.end] = inventory.index(seg.phone, source)
-    return ids
 
 
 # Lee & Hon (1989): TIMIT's 61 phones folded to the 39 classes used for scoring, with
