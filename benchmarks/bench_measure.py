@@ -173,7 +173,7 @@ def bench_train(p):
         clock = _StepClock()
         warm, timed = p["warm"], p["timed"]
         model.fit(ds.repeat(), steps_per_epoch=warm + timed, epochs=1, shuffle=False, verbose=0,
-                  callbacks=[ResetStates(schedule.fresh), clock])
+                  callbacks=[ResetStates(schedule), clock])
         # Median of the timed steps: on a shared CPU one step slowed by another job's
         # burst should not move the figure; the mean and the fastest are kept too.
         steps = np.diff(clock.ends[warm - 1:])

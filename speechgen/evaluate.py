@@ -36,21 +36,14 @@ def evaluate_model(model, corpus, splits=SPLITS):
     """
     import tensorflow as tf
 
-    from .data.phones import folding_table
-    from .data.labels import PhoneInventory
+    from .data.phones import model_phones
     from .data.framing import Framing
     from .data.pipeline import split_batches
 
     config = model.train_config or {}
     normaliser = Normaliser.from_dict(model.normaliser)
     framing = Framing.of(model, config.get("seq_len", 50))
-    phones = None
-    if model.phones:
-        phones = (
-            PhoneInventory.from_list(model.phones),
-            folding_table(config.get("phone_folding", "none")),
-            model.phone_context,
-        )
+    phones = model_phones(model)
     lpc = None
     if model.hop == 1 and corpus.splits.get("train"):
         lpc = fit_lpc(corpus.splits["train"], normaliser, model.window)
@@ -85,8 +78,9 @@ def evaluate_model(model, corpus, splits=SPLITS):
         total = total_sq = count = 0.0
         runner.reset_rnn_states()
         for k, (inputs, targets) in enumerate(dataset):
-            if k and schedule.fresh[k].any():
-                runner.reset_rnn_rows(schedule.fresh[k])
+            rows = schedule.rows_to_reset(k)
+            if rows is not None:
+                runner.reset_rnn_rows(rows)
             frames = (inputs[0] if phones else inputs).numpy().astype(np.float64)[..., : model.window]
             if categorical:
                 # Score the decoded classes: what a categorical model can produce.

@@ -35,7 +35,7 @@ def reconstruct(model_path, wav_path, out_dir, phones_path=None, force=False, te
 
     from .model import load_model
     from .plots import plot_waveforms
-    from .data.timeline import track_from_file
+    from .data.phones import track_from_file
 
     model = load_model(model_path)
     wav_path, out_dir = Path(wav_path), Path(out_dir)

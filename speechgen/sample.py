@@ -73,7 +73,7 @@ def phone_plan(model, phones_path, prime_path, seed):
     ``seed``) gives its first ``window`` samples and its own phone timeline.
     Returns ``(prime, ids, n_samples, source)``; ``n_samples`` counts the prime.
     """
-    from .data.timeline import track_from_file, track_of_piece
+    from .data.phones import track_from_file, track_of_piece
 
     normaliser = Normaliser.from_dict(model.normaliser)
     w = model.window

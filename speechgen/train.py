@@ -43,16 +43,14 @@ def _phones_for(config, corpus=None, model=None):
     not test audio, and a phone only valid or test speakers say must still have an
     id (its embedding stays untrained). A resumed run takes the model's.
     """
-    from .data.phones import CONTEXTS, folding_table, inventory_of
-    from .data.labels import PhoneInventory
+    from .data.phones import CONTEXTS, folding_table, inventory_of, model_phones
 
     if config.phones == "none":
         return None
-    folding = folding_table(config.phone_folding)
     if model is not None:
-        inventory = PhoneInventory.from_list(model.phones)
-    else:
-        inventory = inventory_of([p for split in corpus.splits.values() for p in split], folding)
+        return model_phones(model)
+    folding = folding_table(config.phone_folding)
+    inventory = inventory_of([p for split in corpus.splits.values() for p in split], folding)
     return inventory, folding, CONTEXTS[config.phones]
 
 
@@ -315,7 +313,7 @@ def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks, pa
     nan_guard = StopOnNaN()
     lines = [EpochLog(recorder, config.epochs, log)] if verbose == 2 else []
     callbacks = [
-        ResetStates(train_plan.fresh, valid_plan.fresh, first), schedules, nan_guard, recorder, *lines, *callbacks,
+        ResetStates(train_plan, valid_plan, first), schedules, nan_guard, recorder, *lines, *callbacks,
     ]
     # A run resumed mid-epoch first finishes that epoch (from batch `first`) in a fit
     # of its own, then fits the remaining epochs whole.

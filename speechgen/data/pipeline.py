@@ -63,6 +63,15 @@ class Schedule:
     def batch_size(self):
         return self.piece.shape[1]
 
+    def rows_to_reset(self, k):
+        """The rows whose LSTM state must be zeroed before batch ``k`` (bool
+        ``(batch_size,)``), or None when none: the one place the stream-reset rule
+        lives. Batch 0 follows a full reset, so only later batches reset rows, those
+        where a new stream (utterance) starts."""
+        if 0 < k < self.n_batches and self.fresh[k].any():
+            return self.fresh[k]
+        return None
+
     @property
     def block(self):
         """Samples one row of one batch reads."""

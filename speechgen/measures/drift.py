@@ -177,7 +177,7 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=1.0, seed=
     ids = None
     if model.phones:
         # Phones continue from the utterance; generation is capped at its end.
-        from ..data.timeline import track_of_piece
+        from ..data.phones import track_of_piece
 
         n_samples = min(n_samples, min(len(p) - o - prime_len for p, o in chosen))
         steps = (prime_len - w) // h + 1 + -(-max(0, n_samples - h) // h)

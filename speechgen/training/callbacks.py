@@ -33,15 +33,15 @@ class ResetStates(keras.callbacks.Callback):
     of zeros, and its batch ``b`` is batch ``first_batch + b`` of the schedule.
 
     Args:
-        train_fresh, valid_fresh: ``(n_batches, batch_size)`` bool arrays from the
-            training and validation :class:`speechgen.pipeline.Schedule`, or None.
+        train_plan, valid_plan: the training and validation
+            :class:`speechgen.data.pipeline.Schedule` (their ``rows_to_reset``), or None.
         first_batch: where the first epoch starts (0, or the batches a mid-epoch
             checkpoint had done).
     """
 
-    def __init__(self, train_fresh=None, valid_fresh=None, first_batch=0):
+    def __init__(self, train_plan=None, valid_plan=None, first_batch=0):
         super().__init__()
-        self.train_fresh, self.valid_fresh = train_fresh, valid_fresh
+        self.train_plan, self.valid_plan = train_plan, valid_plan
         self.first_batch = first_batch
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -58,17 +58,17 @@ class ResetStates(keras.callbacks.Callback):
         self.model.reset_rnn_states()
 
     def on_train_batch_begin(self, batch, logs=None):
-        self._rows(self.train_fresh, self.first_batch + batch)
+        self._rows(self.train_plan, self.first_batch + batch)
 
     def on_test_batch_begin(self, batch, logs=None):
-        self._rows(self.valid_fresh, batch)
+        self._rows(self.valid_plan, batch)
 
-    def _rows(self, fresh, batch):
-        # Batch 0 follows a full reset; later batches reset only rows that start anew.
-        if fresh is not None and 0 < batch < len(fresh) and fresh[batch].any():
+    def _rows(self, schedule, batch):
+        rows = schedule.rows_to_reset(batch) if schedule is not None else None
+        if rows is not None:
             from .distribute import reset_rows
 
-            reset_rows(self.model, fresh[batch])
+            reset_rows(self.model, rows)
 
 
 class StopOnNaN(keras.callbacks.Callback):
