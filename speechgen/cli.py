@@ -111,9 +111,7 @@ def train(data, out, configs, sets, resume_run, strategy, tensorboard, force, qu
     # The bare headline usage, `speechgen train data.wav`, gets the recommended recipe;
     # --set without --config overrides the built-in defaults (docs/configuration.md).
     if not resume_run and not configs and not sets:
-        configs = (DEFAULT_RECIPE,)
-        click.echo(f"config: the recommended recipe '{DEFAULT_RECIPE}' (configs/{DEFAULT_RECIPE}.yaml); "
-                   "choose another with --config")
+        configs = (DEFAULT_RECIPE,)  # recorded in RUN/config.yaml like any other
     config = None if resume_run else load_config(configs, sets)
     _quiet_tensorflow()
     from .train import resume

@@ -223,3 +223,13 @@ def test_temperature_and_noise_belong_to_their_heads(tmp_path, chord_wav):
     report = json.loads(r.output[r.output.index("{"):])
     assert set(report["quality"]["fd"]) == {"model", "real", "lpc_noise", "white_noise"}
     assert report["quality"]["streams"] == 2 and plot.exists() and (tmp_path / "drift-spectrogram.png").exists()
+
+
+def test_a_bare_train_uses_the_speech_recipe(tmp_path):
+    """`speechgen train DATA` with no --config and no --set trains configs/speech.yaml:
+    on audio too short for it, the one-line answer names that recipe's framing."""
+    data = write_pcm16(tmp_path / "short.wav", 4000, chord(4000, 1))
+    r = CliRunner().invoke(main, ["train", str(data), "--out", str(tmp_path / "run")])
+    assert r.exit_code == 1 and len(r.output.strip().splitlines()) == 1, r.output
+    assert "batch_size 32 x seq_len 32 steps of hop 16" in r.output
+    assert not (tmp_path / "run").exists()
