@@ -7,7 +7,6 @@ sample-level ``predictor`` below the LSTM tier), and the head (MSE or categorica
 Backend-neutral: only ``keras`` layers and ``keras.ops``.
 """
 
-import contextlib
 
 import keras
 import numpy as np
@@ -16,7 +15,8 @@ from keras import layers
 from ..data.phones import CONTEXTS
 from ..data.quantise import quantise
 from ..errors import SpeechgenError
-from . import keras_private
+from .checkpoint_state import CheckpointState
+from .multi_worker import MultiWorkerFit
 from .heads import make_head, reshape_tail
 from .layers import PhoneEncoding, RecurrentOnlyLSTMCell, ScheduledNoise
 
@@ -27,7 +27,7 @@ FORMAT_VERSION = 2
 
 
 @keras.saving.register_keras_serializable(package="speechgen")
-class SpeechRNN(keras.Model):
+class SpeechRNN(MultiWorkerFit, CheckpointState, keras.Model):
     """GaussianNoise -> N x LSTM(stateful) with Dropout between -> head, or, tiered,
     -> upsampling -> a sample-level predictor -> head.
 
@@ -250,40 +250,6 @@ class SpeechRNN(keras.Model):
     def test_step(self, data):
         return self._for_multi_worker(super().test_step(data))
 
-    # --- Keras 3 fit under tf.distribute.MultiWorkerMirroredStrategy (TensorFlow only) ---
-
-    def _multi_worker(self):
-        from ..training.distribute import in_multi_worker_mode
-
-        return in_multi_worker_mode(keras_private.distribute_strategy(self))
-
-    def _for_multi_worker(self, logs):
-        """Across workers Keras reduces each step's logs with ``MEAN`` over ``axis=0``,
-        which a scalar does not have; give every log one axis of length 1 there."""
-        if not self._multi_worker():
-            return logs
-        return {k: keras.ops.reshape(v, (1,)) for k, v in logs.items()}
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # keras-team/keras#20585: before fitting, Keras averages the first distributed
-        # batch over replicas *eagerly*, which MultiWorkerMirroredStrategy cannot do
-        # outside a tf.function. Only its shapes matter, so build from this worker's own
-        # first replica batch instead.
-        if not self._multi_worker() or iterator is None:
-            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-        import tensorflow as tf
-
-        strategy = keras_private.distribute_strategy(self)
-        for _, _, it in iterator:
-            data_batch = keras.tree.map_structure(
-                lambda v: strategy.experimental_local_results(v)[0]
-                if isinstance(v, tf.distribute.DistributedValues) else v,
-                next(it),
-            )
-            break
-        with strategy.scope():
-            keras_private.symbolic_build(self, data_batch)
-
     def get_config(self):
         return {
             "name": self.name,
@@ -322,84 +288,6 @@ class SpeechRNN(keras.Model):
         if not isinstance(version, int) or version > FORMAT_VERSION:
             raise SpeechgenError(newer_message(version))
         return cls(**config)
-
-    # --- random-number state in checkpoints, so a resumed run draws what it would have ---
-
-    def _rng_states(self):
-        """The state variables of every seed generator (dropout, input noise,
-        scheduled sampling) in a fixed order. Keras saves none of them."""
-        generators = keras_private.seed_generators(self)
-        return [g.state for g in [*generators, self._sampling_seed]]
-
-    def save_own_variables(self, store):
-        super().save_own_variables(store)
-        for i, state in enumerate(self._rng_states()):
-            store[f"rng_{i}"] = keras.ops.convert_to_numpy(state)
-        if getattr(self, "_saving_mid_epoch", False):
-            # A mid-epoch checkpoint also holds what the rest of the epoch continues
-            # from: the LSTM state of every stream and the running means of the loss
-            # and metrics. Other saves leave them out (a new epoch starts from zero).
-            for i, v in enumerate(self._rnn_state_variables()):
-                store[f"rnn_state_{i}"] = keras.ops.convert_to_numpy(v)
-            for i, v in enumerate(self.metrics_variables):
-                store[f"metric_{i}"] = keras.ops.convert_to_numpy(v)
-
-    def load_own_variables(self, store):
-        keys = list(store.keys())
-        rng = {k: store[k] for k in keys if k.startswith("rng_")}
-        own = keras_private.own_variables(self)
-        for i, v in enumerate(own):
-            v.assign(store[f"{i}"])
-        states = self._rng_states()
-        if len(rng) == len(states):  # else a file saved without them: keep fresh seeds
-            for i, v in enumerate(states):
-                v.assign(rng[f"rng_{i}"])
-        # Kept aside until fit has built the metrics and begun the epoch
-        # (restore_mid_epoch_state); None for every file but a mid-epoch checkpoint.
-        mid = None
-        if any(k.startswith("rnn_state_") for k in keys):
-            mid = tuple(
-                [np.array(store[f"{prefix}{i}"]) for i in range(sum(k.startswith(prefix) for k in keys))]
-                for prefix in ("rnn_state_", "metric_")
-            )
-        object.__setattr__(self, "_mid_epoch_state", mid)
-
-    @contextlib.contextmanager
-    def saving_mid_epoch(self):
-        """Within this block, ``save`` also writes the LSTM state and the metric
-        accumulators (a mid-epoch checkpoint)."""
-        object.__setattr__(self, "_saving_mid_epoch", True)
-        try:
-            yield
-        finally:
-            object.__setattr__(self, "_saving_mid_epoch", False)
-
-    def build_metrics(self, data_spec):
-        """Create the compiled metrics' variables now, from the shapes of a batch
-        (``tf.data`` ``element_spec``); Keras would create them at the first training
-        step, too late for :meth:`restore_mid_epoch_state`."""
-        keras_private.symbolic_build(self, data_spec)
-
-    def restore_mid_epoch_state(self):
-        """Put back the LSTM state and metric accumulators a mid-epoch checkpoint was
-        loaded with. Call it at the start of the continued epoch, after Keras has
-        reset the metrics.
-
-        Raises:
-            SpeechgenError: the model was not loaded from a mid-epoch checkpoint, or
-            the checkpoint's state does not fit this model.
-        """
-        saved = getattr(self, "_mid_epoch_state", None)
-        if saved is None:
-            raise SpeechgenError("the checkpoint holds no mid-epoch state (LSTM state, metric accumulators)")
-        for values, variables in zip(saved, (self._rnn_state_variables(), self.metrics_variables)):
-            if len(values) != len(variables) or any(
-                tuple(a.shape) != tuple(v.shape) for a, v in zip(values, variables)
-            ):
-                raise SpeechgenError("the checkpoint's mid-epoch state does not fit the model; damaged checkpoint")
-            for v, a in zip(variables, values):
-                v.assign(a)
-        object.__setattr__(self, "_mid_epoch_state", None)
 
     def reset_rnn_states(self):
         """Zero the state of every LSTM (not of other layers: see docs/design.md)."""
