@@ -88,17 +88,12 @@ def pcm16_bytes(n=100, channels=1):
 
 
 def phone_corpus(root, n_utts=6, seconds=0.6):
-    """A flat folder of tone utterances with exact .PHN labels (aa, iy)."""
-    root.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for u in range(n_utts):
-        n = int(RATE * seconds)
-        half = n // 2
-        t = np.arange(n) / RATE
-        x = np.where(t < half / RATE, 0.4 * np.sin(2 * np.pi * 220 * t), 0.4 * np.sin(2 * np.pi * 440 * t))
-        write_pcm16(root / f"u{u}.wav", RATE, x + 0.01 * rng.normal(size=n))
-        (root / f"u{u}.PHN").write_text(f"0 {half} aa\n{half} {n} iy\n")
-    return root
+    """A flat folder of tone utterances with exact .PHN labels (aa = 220 Hz, then iy =
+    440 Hz), from the shared fixtures (the same bytes this file once wrote itself)."""
+    from fixtures import tone_corpus
+
+    return tone_corpus(root, rate=RATE, n_utts=n_utts, seconds=seconds, segment_s=None, orders=(("aa", "iy"),),
+                       continuous_phase=False, noise=0.01, name="u{}")
 
 
 @pytest.fixture(scope="module")
