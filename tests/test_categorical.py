@@ -15,21 +15,7 @@ from speechgen.data.quantise import bin_edges, class_values, dequantise, quantis
 from speechgen.errors import UsageError
 from speechgen.model import SpeechRNN, load_model
 from speechgen.train import train
-
-FREQS = (220.0, 330.0, 550.0)
-
-
-def quiet(*_):
-    pass
-
-
-def spectral_share(x, rate, freqs, tolerance_hz=5.0):
-    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
-    f = np.fft.rfftfreq(len(x), 1 / rate)
-    near = np.zeros(len(f), bool)
-    for fr in freqs:
-        near |= np.abs(f - fr) <= tolerance_hz
-    return spectrum[near].sum() / spectrum.sum()
+from test_train import FREQS, quiet, spectral_share
 
 
 # --- quantisation against numeric references ---
