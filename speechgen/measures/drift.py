@@ -235,27 +235,19 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=1.0, seed=
 
 def _capped(pieces, max_samples=8_000_000):
     """The first pieces of a split up to about ``max_samples`` samples (a long
-    recording is cut), so the quality references stay bounded in memory."""
+    recording is cut: a shorter :class:`speechgen.data.corpus.Piece` of it), so the
+    quality references stay bounded in memory."""
+    import dataclasses
+
     kept, total = [], 0
     for p in pieces:
         if total >= max_samples:
             break
-        kept.append(p if len(p) <= max_samples - total else _Head(p, max_samples - total))
-        total += len(kept[-1])
+        if len(p) > max_samples - total:
+            p = dataclasses.replace(p, stop=p.start + max_samples - total)
+        kept.append(p)
+        total += len(p)
     return kept
-
-
-class _Head:
-    """The first ``n`` samples of a piece (``len`` and ``read`` like the piece)."""
-
-    def __init__(self, piece, n):
-        self.piece, self.n, self.name = piece, n, piece.name
-
-    def __len__(self):
-        return self.n
-
-    def read(self, lo, hi):
-        return self.piece.read(lo, min(hi, self.n))
 
 
 def plot_drift(report, path, title=None):
