@@ -268,30 +268,31 @@ def check_resumable(saved, config, resumable=RESUMABLE):
         )
 
 
-# The run's own record in a saved model's train_config: train_config["run"], beside
-# (not among) the config keys. model.keras: val_rmse (the square root of the best
-# epoch's val_mse, normalised units; --temperature scales by it). checkpoint.keras:
-# epochs_done (finished epochs), batches_done (batches of the next epoch done, 0 at an
-# epoch end) and, mid-epoch, epoch_seconds (that epoch's training time so far).
+# The run's own record, SpeechRNN.run_state, saved beside (not inside) its
+# train_config, which holds hyper-parameters only. model.keras: val_rmse (the square
+# root of the best epoch's val_mse, normalised units; --noise scales by it).
+# checkpoint.keras: epochs_done (finished epochs), batches_done (batches of the next
+# epoch done, 0 at an epoch end) and, mid-epoch, epoch_seconds (that epoch's training
+# time so far).
 RUN_KEYS = ("val_rmse", "epochs_done", "batches_done", "epoch_seconds")
 
 
-def run_state(train_config):
-    """The run record of a saved ``train_config`` (a dict; empty when there is none).
+def split_run_state(train_config):
+    """``(hyper-parameters, run record)`` of a saved ``train_config`` (dicts).
 
-    Models saved before the record had a key of its own kept these keys at the top
-    level of ``train_config``; they are read from there.
+    Models saved before the run record had a place of its own kept it inside
+    ``train_config``: at its top level (first speechgen versions) or under ``"run"``;
+    loading moves it out.
     """
-    train_config = train_config or {}
-    legacy = {k: train_config[k] for k in RUN_KEYS if k in train_config}
-    return {**legacy, **(train_config.get("run") or {})}
+    train_config = dict(train_config or {})
+    state = {k: train_config.pop(k) for k in RUN_KEYS if k in train_config}
+    state.update(train_config.pop("run", None) or {})
+    return train_config, state
 
 
-def with_run_state(train_config, **changes):
-    """A copy of ``train_config`` whose run record has ``changes`` (None drops a key)."""
-    state = {k: v for k, v in {**run_state(train_config), **changes}.items() if v is not None}
-    rest = {k: v for k, v in (train_config or {}).items() if k not in RUN_KEYS and k != "run"}
-    return {**rest, "run": state}
+def updated_run_state(state, **changes):
+    """A copy of the run record ``state`` with ``changes`` (None drops a key)."""
+    return {k: v for k, v in {**(state or {}), **changes}.items() if v is not None}
 
 
 def _validate_head(config):

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import check_resumable, dump_config, load_config, run_state, with_run_state
+from .config import check_resumable, dump_config, load_config, updated_run_state
 from .data.corpus import Normaliser, load_corpus, reopen_corpus
 from .errors import SpeechgenError, UsageError
 from .files import write_text
@@ -206,7 +206,7 @@ def resume(run, sets=(), verbose=1, log=print, callbacks=(), strategy="none", te
         )
     saved = model.train_config or {}
     check_resumable(saved, config)
-    state = run_state(saved)
+    state = model.run_state
     done = state.get("epochs_done")
     position = int(state.get("batches_done") or 0)  # batches of epoch done + 1 (mid-epoch checkpoint)
     if position and strategy is not None:
@@ -253,8 +253,8 @@ def resume(run, sets=(), verbose=1, log=print, callbacks=(), strategy="none", te
         partial = {"batches_done": position, "seconds": float(state.get("epoch_seconds") or 0.0)}
         where = f", after batch {position} of {steps}"
     # The position belongs to the checkpoint file alone; later saves set their own.
-    kept = with_run_state(saved, batches_done=None, epoch_seconds=None)
-    model.train_config = {**kept, **config.to_dict()}
+    model.run_state = updated_run_state(state, batches_done=None, epoch_seconds=None)
+    model.train_config = {**saved, **config.to_dict()}
     log(f"resuming {run} at epoch {len(rows) + 1} of {config.epochs}{where}")
     if not chief:
         with worker_dir() as scratch:

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from speechgen.config import (
-    CONFIG_DIR, Config, changed_keys, check_resumable, load_config, presets, run_state, with_run_state,
+    CONFIG_DIR, Config, changed_keys, check_resumable, load_config, presets, split_run_state, updated_run_state,
 )
 from speechgen.errors import SpeechgenError, UsageError
 
@@ -52,7 +52,7 @@ def test_unknown_preset_names_the_presets():
 
 
 def test_resume_diffing_names_the_first_key_it_cannot_apply():
-    saved = {**Config().to_dict(), "data": "/x.wav", "run": {"epochs_done": 2}}
+    saved = {**Config().to_dict(), "data": "/x.wav"}
     config = load_config([], ["epochs=9", "patience=3", "dropout=0.25", "units=[8]"])
     assert changed_keys(saved, config) == ["units", "dropout"]  # the config's key order
     assert changed_keys(saved, load_config([], ["epochs=9", "max_batches=4"])) == []
@@ -67,20 +67,35 @@ def test_resume_diffing_names_the_first_key_it_cannot_apply():
     check_resumable(saved, load_config([], ["epochs=9"]))  # no error
 
 
-def test_the_run_record_sits_beside_the_config_keys():
+def test_the_run_record_leaves_the_config_and_older_records_move_out():
     config = {**Config().to_dict(), "data": "/x.wav"}
-    done = with_run_state(config, epochs_done=3, batches_done=0, val_rmse=0.25)
-    assert done["run"] == {"epochs_done": 3, "batches_done": 0, "val_rmse": 0.25}
-    assert {k: v for k, v in done.items() if k != "run"} == config
-    assert run_state(done) == done["run"]
-    assert run_state(with_run_state(done, batches_done=None)) == {"epochs_done": 3, "val_rmse": 0.25}
-    # A model saved before the record had its own key kept it at the top level.
+    state = updated_run_state({}, epochs_done=3, batches_done=0, val_rmse=0.25)
+    assert state == {"epochs_done": 3, "batches_done": 0, "val_rmse": 0.25}
+    assert updated_run_state(state, batches_done=None) == {"epochs_done": 3, "val_rmse": 0.25}
+    assert state["batches_done"] == 0  # a copy: the record given is unchanged
+    # Files saved before the record had a place of its own kept it in train_config:
+    # at its top level (first versions) or under "run" (format 2 before run_state).
     legacy = {**config, "val_rmse": 0.5, "epochs_done": 2}
-    assert run_state(legacy) == {"val_rmse": 0.5, "epochs_done": 2}
-    moved = with_run_state(legacy, epochs_done=4)
-    assert "val_rmse" not in moved and "epochs_done" not in moved
-    assert moved["run"] == {"val_rmse": 0.5, "epochs_done": 4}
-    assert run_state(None) == {} and run_state(config) == {}
+    assert split_run_state(legacy) == (config, {"val_rmse": 0.5, "epochs_done": 2})
+    nested = {**config, "run": {"epochs_done": 4, "batches_done": 7}}
+    assert split_run_state(nested) == (config, {"epochs_done": 4, "batches_done": 7})
+    assert split_run_state(None) == ({}, {}) and split_run_state(config) == (config, {})
+
+
+def test_a_model_saved_with_the_run_record_inside_train_config_loads_with_it_outside(tmp_path):
+    from speechgen.model import load_model
+    from speechgen.model.model import SpeechRNN
+
+    config = {**Config().to_dict(), "data": "/x.wav"}
+    model = SpeechRNN(window=4, hop=4, units=[3], train_config=config)
+    saved = model.get_config()
+    saved["train_config"] = {**config, "run": {"val_rmse": 0.5}}  # as an older file holds it
+    saved.pop("run_state")
+    loaded = SpeechRNN.from_config(saved)
+    assert loaded.train_config == config and loaded.run_state == {"val_rmse": 0.5}
+    loaded.save(tmp_path / "m.keras")
+    again = load_model(tmp_path / "m.keras")
+    assert again.train_config == config and again.run_state == {"val_rmse": 0.5}
 
 
 def test_frame16k_is_the_write_up():

@@ -191,22 +191,27 @@ class CtrlCAt(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def train_config_of(path):
-    """The ``train_config`` a .keras file records (read from its config.json)."""
+def saved_config_of(path):
+    """The SpeechRNN config a .keras file records (read from its config.json)."""
     import json
     import zipfile
 
     with zipfile.ZipFile(path) as archive:
-        return json.loads(archive.read("config.json"))["config"]["train_config"]
+        return json.loads(archive.read("config.json"))["config"]
+
+
+def train_config_of(path):
+    """The ``train_config`` a .keras file records."""
+    return saved_config_of(path)["train_config"]
 
 
 def run_record_of(path):
-    """The run record (``train_config["run"]``) of a .keras file; its config keys hold none of it."""
+    """The run record (``run_state``) of a .keras file; its train_config holds none of it."""
     from speechgen.config import RUN_KEYS
 
     saved = train_config_of(path)
-    assert not set(RUN_KEYS) & set(saved), sorted(set(RUN_KEYS) & set(saved))
-    return saved["run"]
+    assert not (set(RUN_KEYS) | {"run"}) & set(saved), sorted((set(RUN_KEYS) | {"run"}) & set(saved))
+    return saved_config_of(path)["run_state"]
 
 
 def test_ctrl_c_mid_epoch_then_resume_equals_an_uninterrupted_run(data, tmp_path):

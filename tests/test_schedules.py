@@ -73,7 +73,6 @@ def test_temperature_noise_is_seeded_and_scaled_by_validation_rmse(tmp_path, cho
     from speechgen.cli import main
     from speechgen.model import load_model
 
-    from speechgen.config import run_state
     from speechgen.data.audio import read_audio
     from speechgen.data.corpus import Normaliser
     from speechgen.generate import Generator
@@ -84,7 +83,7 @@ def test_temperature_noise_is_seeded_and_scaled_by_validation_rmse(tmp_path, cho
     assert CliRunner().invoke(main, ["train", str(chord_wav), "--out", str(run), "--quiet", *sets]).exit_code == 0
     model = load_model(run / "model.keras")
     best_val_mse = min(float(r["val_loss"]) for r in csv.DictReader(open(run / "history.csv")))
-    val_rmse = run_state(model.train_config)["val_rmse"]
+    val_rmse = model.run_state["val_rmse"]
     assert val_rmse == pytest.approx(np.sqrt(best_val_mse), rel=1e-5)
     assert "val_rmse" not in model.train_config  # the run record, not a config key
     assert noise_scale(model, 0.5) == pytest.approx(0.5 * val_rmse) and noise_scale(model, 0) == 0

@@ -123,9 +123,7 @@ def noise_scale(model, temperature):
 
     if not temperature:
         return 0.0
-    from ..config import run_state
-
-    rmse = run_state(model.train_config).get("val_rmse")
+    rmse = model.run_state.get("val_rmse")
     if rmse is None:
         raise SpeechgenError("the model records no validation RMSE (trained by an older speechgen); "
                              "use --noise 0")

@@ -12,6 +12,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from ..config import split_run_state
 from ..data.phones import CONTEXTS
 from ..data.quantise import quantise
 from ..errors import SpeechgenError
@@ -49,7 +50,11 @@ class SpeechRNN(MultiWorkerFit, CheckpointState, keras.Model):
         l2: L2 penalty on the LSTM and Dense kernels.
         sample_rate: Hz, for writing generated audio.
         normaliser: dict (:class:`speechgen.corpus.Normaliser.to_dict`).
-        train_config: the resolved training config plus the data path (dict).
+        train_config: the resolved training config plus the data path (dict):
+            hyper-parameters only.
+        run_state: the run's record (dict, :data:`speechgen.config.RUN_KEYS`):
+            ``val_rmse`` in ``model.keras``; the position in the run in
+            ``checkpoint.keras`` (:class:`speechgen.training.callbacks.RunRecorder`).
         phones: the phone inventory (list, id order) of a phone-conditioned model, or
             None.
         phone_context: phone ids per step, 1 (current) or 3 (previous, current, next).
@@ -103,6 +108,7 @@ class SpeechRNN(MultiWorkerFit, CheckpointState, keras.Model):
         sample_rate=16000,
         normaliser=None,
         train_config=None,
+        run_state=None,
         phones=None,
         phone_context=1,
         phone_embedding=0,
@@ -187,6 +193,7 @@ class SpeechRNN(MultiWorkerFit, CheckpointState, keras.Model):
         self.sample_rate = sample_rate
         self.normaliser = normaliser
         self.train_config = train_config
+        self.run_state = dict(run_state or {})
         self.phones = list(phones) if phones else None
         self.phone_context = phone_context
         self.phone_embedding = phone_embedding
@@ -265,6 +272,7 @@ class SpeechRNN(MultiWorkerFit, CheckpointState, keras.Model):
             "sample_rate": self.sample_rate,
             "normaliser": self.normaliser,
             "train_config": self.train_config,
+            "run_state": self.run_state,
             "phones": self.phones,
             "phone_context": self.phone_context,
             "phone_embedding": self.phone_embedding,
@@ -287,6 +295,11 @@ class SpeechRNN(MultiWorkerFit, CheckpointState, keras.Model):
         version = config.pop("format", 1)  # files saved before the key existed are format 1
         if not isinstance(version, int) or version > FORMAT_VERSION:
             raise SpeechgenError(newer_message(version))
+        # Older files kept the run record inside train_config: move it to its own.
+        config["train_config"], moved = split_run_state(config.get("train_config"))
+        config["run_state"] = {**moved, **(config.get("run_state") or {})}
+        if config["train_config"] == {}:
+            config["train_config"] = None
         return cls(**config)
 
     def reset_rnn_states(self):

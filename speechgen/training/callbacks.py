@@ -19,7 +19,7 @@ from pathlib import Path
 
 import keras
 
-from ..config import with_run_state
+from ..config import updated_run_state
 from ..files import atomic_path, write_text
 
 
@@ -104,10 +104,9 @@ class RunRecorder(keras.callbacks.Callback):
     N-th training batch of an epoch (counted from the epoch's start, the epoch's last
     batch excepted: the epoch-end checkpoint follows). Such a mid-epoch checkpoint
     records ``epochs_done`` (finished epochs), ``batches_done`` (batches of the next
-    epoch done) and ``epoch_seconds`` (that epoch's training time so far) in the run
-    record of its ``train_config`` (``train_config["run"]``,
-    :func:`speechgen.config.run_state`), and holds the LSTM state and metric
-    accumulators as well. ``model.keras`` records only ``val_rmse`` there.
+    epoch done) and ``epoch_seconds`` (that epoch's training time so far) in the
+    model's run record (``model.run_state``, :data:`speechgen.config.RUN_KEYS`), and
+    holds the LSTM state and metric accumulators as well. ``model.keras`` records only ``val_rmse`` there.
 
     Args:
         run_dir: the run directory.
@@ -169,17 +168,17 @@ class RunRecorder(keras.callbacks.Callback):
         """Write ``checkpoint.keras`` after ``done`` batches of the epoch in progress."""
         if not (self.run_dir / "history.csv").exists():
             self.write_history()  # resume reads it (epoch 1: the header alone)
-        config = self.model.train_config or {}
+        state = self.model.run_state
         seconds = self.seconds_before + time.perf_counter() - self._started
-        self.model.train_config = with_run_state(
-            config, epochs_done=self._epoch, batches_done=done, epoch_seconds=seconds
+        self.model.run_state = updated_run_state(
+            state, epochs_done=self._epoch, batches_done=done, epoch_seconds=seconds
         )
         try:
             with self.model.saving_mid_epoch():
                 self.save(self.run_dir / "checkpoint.keras", include_optimizer=True)
         finally:
             # Only the checkpoint records the position; model.keras files never do.
-            self.model.train_config = config
+            self.model.run_state = state
         self.checkpointed = (self._epoch, done)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -207,14 +206,14 @@ class RunRecorder(keras.callbacks.Callback):
             # Sampling with --temperature scales its noise by the validation RMSE.
             val_mse = float(logs.get("val_mse", row["val_loss"]))  # without the L2 penalty
             if math.isfinite(val_mse):
-                self.model.train_config = with_run_state(self.model.train_config, val_rmse=math.sqrt(val_mse))
+                self.model.run_state = updated_run_state(self.model.run_state, val_rmse=math.sqrt(val_mse))
             self.save(self.run_dir / "model.keras", include_optimizer=False)
         if math.isfinite(row["loss"]):
             # The checkpoint is the commit point of an epoch: it records how many epochs
             # it holds, so a resume after a kill between the writes above and this one
             # trusts the checkpoint and drops the history rows written after it.
-            self.model.train_config = with_run_state(
-                self.model.train_config, epochs_done=epoch + 1, batches_done=0, epoch_seconds=None
+            self.model.run_state = updated_run_state(
+                self.model.run_state, epochs_done=epoch + 1, batches_done=0, epoch_seconds=None
             )
             self.save(self.run_dir / "checkpoint.keras", include_optimizer=True)
             self.checkpointed = (epoch + 1, 0)
@@ -238,8 +237,8 @@ class RunRecorder(keras.callbacks.Callback):
                 copy = type(self.model).from_config(self.model.get_config())
                 copy.set_weights(self.model.get_weights())
                 # The position in the run belongs to the checkpoint alone.
-                copy.train_config = with_run_state(
-                    copy.train_config, epochs_done=None, batches_done=None, epoch_seconds=None
+                copy.run_state = updated_run_state(
+                    copy.run_state, epochs_done=None, batches_done=None, epoch_seconds=None
                 )
                 copy.save(tmp)
 
