@@ -52,6 +52,7 @@ def training_data(p, tmp):
     from speechgen.config import load_config
     from speechgen.data.corpus import Normaliser, load_corpus
     from speechgen.data.pipeline import split_batches
+    from speechgen.data.framing import Framing
     from speechgen.train import _phones_for
 
     config = load_config([p["preset"]], [f"{k}={json.dumps(v)}" for k, v in p.get("sets", {}).items()])
@@ -62,6 +63,6 @@ def training_data(p, tmp):
     corpus = load_corpus(data, config.split, config.seed)
     normaliser = Normaliser.fit(config.normalisation, corpus.splits["train"])
     phones = _phones_for(config, corpus)
-    ds, schedule = split_batches(corpus, "train", normaliser, (config.window, config.hop, config.seq_len),
+    ds, schedule = split_batches(corpus, "train", normaliser, Framing.of(config),
                                  config.batch_size, phones)
     return config, corpus, normaliser, phones, data, ds, schedule

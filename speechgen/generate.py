@@ -23,17 +23,6 @@ import numpy as np
 from .data.framing import Framing
 
 
-def sequence_samples(window, hop, seq_len):
-    """Samples in one training sequence of ``seq_len`` steps: the default prime length."""
-    return Framing(window, hop, seq_len).block
-
-
-def prime_steps(n_samples, window, hop):
-    """How many whole teacher-forced steps a prime of ``n_samples`` samples gives: the
-    steps whose targets lie inside it (0 if it is shorter than ``window + hop``)."""
-    return Framing(window, hop).steps(n_samples)
-
-
 def draw_seed(seed, draw):
     """The stateless seed of draw number ``draw`` (a step, or a step's sample) of a run
     seeded ``seed``: the same seed and draw always give the same random numbers."""
@@ -168,7 +157,7 @@ class Generator:
         Args:
             audio: ``(samples,)`` or ``(N, samples)``, at least ``window`` samples.
             phones: the priming steps' phone ids, ``(steps, C)`` or ``(N, steps, C)``,
-                for phone-conditioned models (steps as :func:`prime_steps` counts them).
+                for phone-conditioned models (steps as ``Framing.steps`` counts them).
         Returns:
             ``(window, steps)``: each stream's last ``window`` samples ``(N, window)``,
             from which free-running continues, and the number of priming steps. Only
@@ -235,7 +224,7 @@ class Generator:
         Args:
             prime: ``(samples,)`` or ``(N, samples)`` normalised priming audio.
             phones: phone ids for the priming steps followed by the generated steps,
-                ``(prime_steps + gen_steps, C)`` (or with a leading N).
+                ``(prime steps + gen_steps, C)`` (or with a leading N).
         Returns:
             ``(n_samples,)`` for one stream, else ``(N, n_samples)``.
         """

@@ -44,8 +44,9 @@ def reconstruct(model_path, wav_path, out_dir, phones_path=None, force=False, te
         raise SpeechgenError(
             f"{wav_path}: sample rate {audio.rate} Hz, but the model works at {model.sample_rate} Hz"
         )
-    w, h = model.window, model.hop
-    n_steps = (len(audio) - w) // h
+    framing = Framing.of(model)
+    w, h = framing.window, framing.hop
+    n_steps = framing.steps(len(audio))
     if n_steps < 1:
         raise SpeechgenError(f"{wav_path}: {len(audio)} samples, too short for the model's window of {w}")
     ids = None
@@ -74,7 +75,7 @@ def reconstruct(model_path, wav_path, out_dir, phones_path=None, force=False, te
 
     net = model.with_batch_size(1)
     net.reset_rnn_states()
-    frames, _ = Framing.of(model).frame(tf.constant(x[None, :end]))
+    frames, _ = framing.frame(tf.constant(x[None, :end]))
     inputs = [frames, tf.constant(ids[None])] if ids is not None else frames
     # One compiled call over the whole utterance (eager Keras is ~25x slower here); the
     # head's point prediction (a categorical head's decoded expectation).

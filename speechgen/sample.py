@@ -7,7 +7,8 @@ import numpy as np
 from .data.audio import read_audio, write_wav
 from .data.corpus import Normaliser, reopen_corpus
 from .errors import SpeechgenError, UsageError
-from .generate import Generator, sequence_samples
+from .data.framing import Framing
+from .generate import Generator
 
 DEFAULT_SECONDS = 10.0  # what an unconditioned model generates when --seconds is not given
 
@@ -44,9 +45,8 @@ def choose_prime(model, prime_path, prime_seconds, seed):
         piece = pieces[0] if corpus.layout == "file" else pieces[np.random.default_rng(seed).integers(len(pieces))]
         audio, start, stop = piece.audio, piece.start, piece.stop
         source = f"{corpus.source} (held-out {piece.name})"
-    seq_len = (model.train_config or {}).get("seq_len", 1)
     if prime_seconds is None:
-        want = sequence_samples(model.window, model.hop, seq_len)
+        want = Framing.of(model).prime_samples()
     else:
         want = int(round(prime_seconds * model.sample_rate))
     if want < model.window:

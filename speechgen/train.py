@@ -274,9 +274,9 @@ def _tensorboard(enabled, run, corpus, normaliser, config):
         raise SpeechgenError("--tensorboard needs the tensorboard package: pip install 'speechgen[tensorboard]'")
     from .training.tensorboard import tensorboard_callbacks
 
-    return tensorboard_callbacks(
-        run, corpus, normaliser, config.window, config.seq_len, config.hop, phones=config.phones != "none"
-    )
+    from .data.framing import Framing
+
+    return tensorboard_callbacks(run, corpus, normaliser, Framing.of(config), phones=config.phones != "none")
 
 
 def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks, partial=None):

@@ -169,6 +169,7 @@ def test_training_phone_ids_are_those_of_the_samples_they_condition(tmp_path, mo
     one window must fail: it proves the test can."""
     from speechgen.data.corpus import Normaliser, load_corpus
     from speechgen.data.phones import inventory_of
+    from speechgen.data.framing import Framing
     from speechgen.data.pipeline import split_batches
 
     window = 8
@@ -179,7 +180,7 @@ def test_training_phone_ids_are_those_of_the_samples_they_condition(tmp_path, mo
     corpus = load_corpus(level_corpus(tmp_path / "c"), [0.5, 0.5, 0.0])
     normaliser = Normaliser.fit("meanrange", corpus.splits["train"])
     inventory = inventory_of(corpus.splits["train"] + corpus.splits["valid"])
-    dataset, _ = split_batches(corpus, "train", normaliser, (window, hop, 10), 2, (inventory, None, 1))
+    dataset, _ = split_batches(corpus, "train", normaliser, Framing(window, hop, 10), 2, (inventory, None, 1))
     wrong = total = 0
     for (frames, ids), targets in dataset:
         said = phones_of_values(normaliser.invert(targets.numpy()), inventory)  # (B, T, hop)

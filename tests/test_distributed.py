@@ -44,13 +44,14 @@ def test_mirrored_on_two_cpus_matches_one_process(tmp_path):
     corpus = utterance_corpus(tmp_path / "corpus")  # rows start new utterances mid-epoch, on both replicas
     single, _ = train(corpus, tmp_path / "single", "none", tmp_path)
     mirrored, out = train(corpus, tmp_path / "mirrored", "mirrored", tmp_path)
+    from speechgen.data.framing import Framing
     from speechgen.data.pipeline import plan
 
     # The schedule really resets rows mid-epoch (else the test would prove less).
     from speechgen.data.corpus import load_corpus
 
     c = load_corpus(corpus, [0.75, 0.25, 0.0])
-    schedule = plan([len(p) for p in c.splits["train"]], 40, 40, 10, 4)
+    schedule = plan([len(p) for p in c.splits["train"]], Framing(40, 40, 10), 4)
     assert schedule.fresh[1:].any()
     np.testing.assert_allclose(mirrored, single, rtol=1e-4)
     from speechgen.model import load_model

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from speechgen.data.framing import Framing
-from speechgen.generate import Generator, draw_seed, prime_steps
+from speechgen.generate import Generator, draw_seed
 from speechgen.model import SpeechRNN
 
 SEED = 7
@@ -33,7 +33,7 @@ def reference(model, prime, n_steps, phones=None, temperature=1.0, noise=0.0):
     net.reset_rnn_states()
     framing = Framing.of(model)
     w, h, la = model.window, model.hop, framing.lookahead
-    steps = prime_steps(prime.shape[1], w, h)
+    steps = framing.steps(prime.shape[1])
     used = prime[:, prime.shape[1] - (steps * h + w) :]
 
     def call(inputs, t):
@@ -112,7 +112,7 @@ def test_phone_conditioned_generation_of_n_streams_equals_keras(hop, context, em
     rng = np.random.default_rng(4)
     prime = rng.normal(scale=0.3, size=(3, 40)).astype("float32")
     n_steps = 12
-    ids = rng.integers(0, len(phones), size=(3, prime_steps(40, 16, hop) + n_steps, context)).astype("int32")
+    ids = rng.integers(0, len(phones), size=(3, Framing(16, hop).steps(40) + n_steps, context)).astype("int32")
     expected = reference(model, prime, n_steps, ids)
     got = generated(model, prime, n_steps, ids)
     assert got.shape == (3, n_steps * hop)
@@ -180,9 +180,9 @@ def test_generation_is_chunked_with_state_carried_and_reports_progress():
     assert seen == [(8, 30), (16, 30), (24, 30), (30, 30)]
 
 
-def test_prime_steps():
-    assert prime_steps(10, 16, 16) == 0
-    assert prime_steps(31, 16, 16) == 0
-    assert prime_steps(32, 16, 16) == 1
-    assert prime_steps(47, 16, 1) == 31
-    assert prime_steps(57, 10, 4) == 11
+def test_a_prime_gives_the_steps_whose_targets_lie_inside_it():
+    assert Framing(16, 16).steps(10) == 0
+    assert Framing(16, 16).steps(31) == 0
+    assert Framing(16, 16).steps(32) == 1
+    assert Framing(16, 1).steps(47) == 31
+    assert Framing(10, 4).steps(57) == 11

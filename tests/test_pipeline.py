@@ -7,6 +7,7 @@ from scipy.io import wavfile
 from speechgen.data.audio import read_audio
 from speechgen.data.corpus import Normaliser, Piece
 from speechgen.errors import SpeechgenError
+from speechgen.data.framing import Framing
 from speechgen.data.pipeline import plan, tbptt_dataset
 
 IDENTITY = Normaliser("meanrange", 0.0, 1.0)
@@ -29,7 +30,7 @@ def batches_of(pieces, schedule):
 @pytest.mark.parametrize("window, hop", [(8, 8), (6, 1), (10, 4)])
 def test_row_i_of_batch_k_plus_1_continues_row_i_of_batch_k(tmp_path, window, hop):
     pieces = [ramp_piece(tmp_path, 5000)]
-    schedule = plan([5000], window, hop, seq_len=5, batch_size=3)
+    schedule = plan([5000], Framing(window, hop, 5), batch_size=3)
     batches = batches_of(pieces, schedule)
     assert len(batches) == schedule.n_batches >= 2
     assert schedule.fresh[0].all() and not schedule.fresh[1:].any()
@@ -56,7 +57,7 @@ def test_utterances_never_share_a_stream(tmp_path):
     lengths = [900, 1700, 650, 1200, 400]
     offsets = [0, 2000, 4000, 6000, 8000]
     pieces = [ramp_piece(tmp_path, n, o, f"u{i}") for i, (n, o) in enumerate(zip(lengths, offsets))]
-    schedule = plan(lengths, 10, 1, seq_len=50, batch_size=3)
+    schedule = plan(lengths, Framing(10, 1, 50), batch_size=3)
     batches = batches_of(pieces, schedule)
     for k, (x, y) in enumerate(batches):
         for row in range(3):
@@ -72,17 +73,17 @@ def test_utterances_never_share_a_stream(tmp_path):
 
 
 def test_one_row_per_batch_covers_every_whole_chunk():
-    schedule = plan([1000, 500], 4, 4, seq_len=5, batch_size=1)
+    schedule = plan([1000, 500], Framing(4, 4, 5), batch_size=1)
     assert schedule.n_batches == (1000 - 4) // 4 // 5 + (500 - 4) // 4 // 5
 
 
 def test_split_too_short_names_the_split_and_what_to_change():
     with pytest.raises(SpeechgenError, match="valid split has 100 samples.*lower batch_size"):
-        plan([100], 10, 10, seq_len=5, batch_size=4, what="valid")
+        plan([100], Framing(10, 10, 5), batch_size=4, what="valid")
 
 
 def test_streams_are_not_cut_when_cutting_does_not_help():
     # 60 s at 8 kHz, window = hop = 200, seq_len 20, 8 rows: the first plan covers 92%;
     # shorter streams cover no more, so the plan keeps one stream per row.
-    schedule = plan([int(0.8 * 60 * 8000)], 200, 200, seq_len=20, batch_size=8)
+    schedule = plan([int(0.8 * 60 * 8000)], Framing(200, 200, 20), batch_size=8)
     assert schedule.fresh[0].all() and not schedule.fresh[1:].any()

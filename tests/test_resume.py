@@ -312,13 +312,14 @@ def test_mid_epoch_resume_keeps_the_row_resets_of_a_corpus(tmp_path):
     epoch 1, the row resets of the batches after it still happen where they should."""
     from speechgen.config import load_config
     from speechgen.data.corpus import load_corpus
+    from speechgen.data.framing import Framing
     from speechgen.data.pipeline import plan
     from speechgen.train import train
 
     corpus = utterance_corpus(tmp_path / "corpus")
     framing = dict(window=40, hop=40, seq_len=20, batch_size=4, units="[16,16]", split="[0.75,0.25,0.0]")
     config = load_config([], tiny_sets(epochs=2, patience=0, checkpoint_batches=5, **framing))
-    schedule = plan([len(p) for p in load_corpus(corpus, config.split).splits["train"]], 40, 40, 20, 4)
+    schedule = plan([len(p) for p in load_corpus(corpus, config.split).splits["train"]], Framing(40, 40, 20), 4)
     assert schedule.fresh[6:].any() and not schedule.fresh[6:].all()  # resets after the checkpoint
     full = tmp_path / "full"
     train(corpus, full, config, verbose=0, log=lambda *a: None)

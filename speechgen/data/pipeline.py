@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import SpeechgenError
+from .framing import Framing
 
 
 def keras_ops():
@@ -43,17 +44,32 @@ class Schedule:
         piece: ``(n_batches, batch_size)`` index of the piece each row reads.
         start: ``(n_batches, batch_size)`` first sample (in the piece) of the chunk.
         fresh: ``(n_batches, batch_size)`` True where a new stream starts (zero state).
-        window, hop, seq_len: the framing (samples, samples, steps).
+        framing: the :class:`speechgen.data.framing.Framing` of every chunk.
         coverage: share of the split's steps the schedule visits per epoch.
     """
 
     piece: np.ndarray
     start: np.ndarray
     fresh: np.ndarray
-    window: int
-    hop: int
-    seq_len: int
+    framing: Framing
     coverage: float
+
+    @property
+    def window(self):
+        return self.framing.window
+
+    @property
+    def hop(self):
+        return self.framing.hop
+
+    @property
+    def seq_len(self):
+        return self.framing.seq_len
+
+    @property
+    def block(self):
+        """Samples one row of one batch reads."""
+        return self.framing.block
 
     @property
     def n_batches(self):
@@ -72,19 +88,11 @@ class Schedule:
             return self.fresh[k]
         return None
 
-    @property
-    def block(self):
-        """Samples one row of one batch reads."""
-        return self.seq_len * self.hop + self.window
-
-    @property
-    def span(self):
-        """Samples one chunk advances."""
-        return self.seq_len * self.hop
 
 
-def plan(lengths, window, hop, seq_len, batch_size, what="split", min_coverage=0.95):
-    """Lay the pieces of a split (their ``lengths`` in samples) over ``batch_size`` rows.
+def plan(lengths, framing, batch_size, what="split", min_coverage=0.95):
+    """Lay the pieces of a split (their ``lengths`` in samples) over ``batch_size`` rows
+    of chunks of ``framing`` (a :class:`speechgen.data.framing.Framing`).
 
     Pieces are cut into contiguous streams of at most ``cap`` chunks and dealt longest
     first to the least-loaded row; every row then plays as many chunks as the shortest
@@ -93,16 +101,17 @@ def plan(lengths, window, hop, seq_len, batch_size, what="split", min_coverage=0
     long file becomes ``batch_size`` equal streams) and halves until the coverage
     reaches ``min_coverage``: shorter streams balance better but restart state more.
     """
-    chunks = [max(0, (n - window) // hop) // seq_len for n in lengths]
+    window, hop, seq_len = framing.window, framing.hop, framing.seq_len
+    chunks = [framing.steps(n) // seq_len for n in lengths]
     share = sum(chunks) // batch_size
     if share == 0:
-        need = batch_size * seq_len * hop + window
+        need = batch_size * framing.span + window
         raise SpeechgenError(
             f"the {what} split has {sum(lengths)} samples in {len(lengths)} piece(s), too short "
             f"for batch_size {batch_size} x seq_len {seq_len} steps of hop {hop} "
             f"(needs about {need}); give more audio or lower batch_size/seq_len"
         )
-    all_steps = sum(max(0, (n - window) // hop) for n in lengths)
+    all_steps = sum(framing.steps(n) for n in lengths)
     best, cap = None, share
     while True:
         rows = _deal(chunks, cap, batch_size)
@@ -119,7 +128,7 @@ def plan(lengths, window, hop, seq_len, batch_size, what="split", min_coverage=0
     piece = np.zeros((n_batches, batch_size), np.int64)
     start = np.zeros((n_batches, batch_size), np.int64)
     fresh = np.zeros((n_batches, batch_size), bool)
-    span = seq_len * hop
+    span = framing.span
     for _, r, queue in rows:
         k = 0
         # Within a row, streams play in piece order so a file's streams stay in time order.
@@ -129,7 +138,7 @@ def plan(lengths, window, hop, seq_len, batch_size, what="split", min_coverage=0
                     break
                 piece[k, r], start[k, r], fresh[k, r] = p, (first + j) * span, j == 0
                 k += 1
-    return Schedule(piece, start, fresh, window, hop, seq_len, coverage)
+    return Schedule(piece, start, fresh, framing, coverage)
 
 
 def _deal(chunks, cap, batch_size):
@@ -157,21 +166,17 @@ def split_batches(corpus, split, normaliser, framing, batch_size, phones=None, m
         corpus: a :class:`speechgen.corpus.Corpus`.
         split: ``train``, ``valid`` or ``test``.
         normaliser: a :class:`speechgen.corpus.Normaliser`.
-        framing: a :class:`speechgen.data.framing.Framing` (or ``(window, hop, seq_len)``).
+        framing: a :class:`speechgen.data.framing.Framing`.
         batch_size: rows.
         phones: ``(inventory, folding, context)`` for phone-conditioned models, or None.
         max_batches: cap on batches (0: all).
         quantise: ``(levels, scheme)`` to give targets as class ids (categorical heads).
     """
-    from .framing import Framing
-
-    if not isinstance(framing, Framing):
-        framing = Framing(*framing)
     pieces = corpus.splits[split]
     if not pieces:
         raise SpeechgenError(f"{corpus.source}: the {split} split is empty; give more audio or change split")
     try:
-        schedule = plan([len(p) for p in pieces], framing.window, framing.hop, framing.seq_len, batch_size, split)
+        schedule = plan([len(p) for p in pieces], framing, batch_size, split)
     except SpeechgenError as err:
         raise SpeechgenError(f"{corpus.source}: {err}") from None
     tracks, context = None, 1
@@ -180,15 +185,12 @@ def split_batches(corpus, split, normaliser, framing, batch_size, phones=None, m
 
         inventory, folding, context = phones
         tracks = tracks_for(pieces, inventory, folding)
-    dataset = tbptt_dataset(
-        pieces, normaliser, schedule, tracks, context, max_batches=max_batches, lookahead=framing.lookahead,
-        quantise=quantise,
-    )
+    dataset = tbptt_dataset(pieces, normaliser, schedule, tracks, context, max_batches=max_batches, quantise=quantise)
     return dataset, schedule
 
 
 def tbptt_dataset(
-    pieces, normaliser, schedule, tracks=None, context=1, first_batch=0, max_batches=0, lookahead=0, quantise=None
+    pieces, normaliser, schedule, tracks=None, context=1, first_batch=0, max_batches=0, quantise=None
 ):
     """Batches of a schedule, in order.
 
@@ -201,18 +203,15 @@ def tbptt_dataset(
         context: phone ids per step (1 or 3).
         first_batch: start at this batch (resuming mid-epoch).
         max_batches: stop after this many batches (0: all).
-        lookahead: target samples each step's input also holds (tiered models,
-            :class:`speechgen.data.framing.Framing`).
         quantise: ``(levels, scheme)``: targets become int32 class ids.
     Returns:
         ``tf.data.Dataset`` of ``(inputs, targets)``: float32 ``targets (B, seq_len,
         hop)`` (int32 class ids with ``quantise``); ``inputs`` is ``frames (B,
-        seq_len, window + lookahead)`` float32, or, with tracks, ``(frames, phones (B,
+        seq_len, window + lookahead)`` float32 (the schedule's framing), or, with tracks, ``(frames, phones (B,
         seq_len, context) int32)``.
     """
     import tensorflow as tf
 
-    from .framing import Framing
     from .quantise import quantise as quantise_classes
 
     s = schedule
@@ -231,10 +230,8 @@ def tbptt_dataset(
             for p, st in zip(s.piece[k], s.start[k])
         ])
 
-    framing = Framing(s.window, s.hop, s.seq_len, lookahead)
-
     def frame(blocks):
-        inputs, targets = framing.frame(tf.ensure_shape(blocks, (B, block)))
+        inputs, targets = s.framing.frame(tf.ensure_shape(blocks, (B, block)))
         if quantise is not None:
             targets = quantise_classes(targets, *quantise, ops=keras_ops())
         return inputs, targets

@@ -81,7 +81,7 @@ def _fits(lengths, framing, batch):
     from ..data.pipeline import plan
 
     try:
-        plan(lengths, framing.window, framing.hop, framing.seq_len, batch)
+        plan(lengths, framing, batch)
         return True
     except SpeechgenError:
         return False

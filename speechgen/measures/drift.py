@@ -155,14 +155,15 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=1.0, seed=
     """
     from ..data.corpus import Normaliser
     from ..errors import SpeechgenError
-    from ..generate import Generator, sequence_samples
+    from ..data.framing import Framing
+    from ..generate import Generator
 
-    rate, w, h = model.sample_rate, model.window, model.hop
+    framing = Framing.of(model)
+    rate, w, h = model.sample_rate, framing.window, framing.hop
     normaliser = Normaliser.from_dict(model.normaliser)
     ranges = training_ranges(corpus.splits["train"], rate)
     pieces = corpus.splits["test"] or corpus.splits["valid"]
-    seq_len = (model.train_config or {}).get("seq_len", 1)
-    prime_len = sequence_samples(w, h, seq_len)
+    prime_len = framing.prime_samples()
     pieces = [p for p in pieces if len(p) > prime_len + h]
     if not pieces:
         raise SpeechgenError(f"{corpus.source}: no held-out audio longer than one training sequence to prime with")
@@ -178,7 +179,8 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=1.0, seed=
         from ..data.phones import track_of_piece
 
         n_samples = min(n_samples, min(len(p) - o - prime_len for p, o in chosen))
-        steps = (prime_len - w) // h + 1 + -(-max(0, n_samples - h) // h)
+        # The prime's teacher-forced steps, then one per generated frame.
+        steps = framing.steps(prime_len) + max(1, -(-n_samples // h))
         ids = np.stack([track_of_piece(model, p).step_ids(o + w, steps, h, model.phone_context) for p, o in chosen])
     prime = np.stack([normaliser.apply(p.read(o, o + prime_len)) for p, o in chosen])
     gen = Generator(model, streams=primes, noise=noise_scale(model, noise), seed=noise_seed, temperature=temperature)

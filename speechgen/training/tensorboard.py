@@ -54,16 +54,16 @@ class AudioSamples(keras.callbacks.Callback):
         self._writer.flush()
 
 
-def tensorboard_callbacks(run, corpus, normaliser, model_window, seq_len, hop, phones=False):
-    """Keras' TensorBoard callback, and the audio callback for unconditioned models."""
+def tensorboard_callbacks(run, corpus, normaliser, framing, phones=False):
+    """Keras' TensorBoard callback, and the audio callback for unconditioned models
+    (primed with one training chunk of ``framing``, a
+    :class:`speechgen.data.framing.Framing`, from the longest validation piece)."""
     log_dir = Path(run) / "tensorboard"
     callbacks = [keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False, profile_batch=0)]
     pieces = corpus.splits["valid"] or corpus.splits["train"]
-    from ..generate import sequence_samples
-
-    want = sequence_samples(model_window, hop, seq_len)
+    want = framing.prime_samples()
     piece = max(pieces, key=len)
-    if not phones and len(piece) >= model_window:
+    if not phones and len(piece) >= framing.window:
         prime = normaliser.apply(piece.read(0, min(want, len(piece))))
         callbacks.append(AudioSamples(log_dir, prime, normaliser))
     return callbacks
