@@ -192,28 +192,71 @@ def sample(ctx, model_path, out, seconds, prime_path, prime_seconds, include_pri
 
 @main.command()
 @click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
+@click.argument("text", required=False)
+@click.option("--phones", help="The model's phones to say, separated by spaces (',' for a pause), instead of TEXT: no dictionary.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="WAV file to write.")
+@click.option("--rate", type=float, default=1.0, show_default=True, help="Speaking rate: each phone lasts its median training duration / RATE (2: twice as fast).")
+@click.option("--temperature", type=click.FloatRange(min=0), help="Categorical models: the softmax temperature of each draw (default 1).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the random draws.")
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+def say(model_path, text, phones, out, rate, temperature, seed, force):
+    """Speak TEXT (words of the CMU pronouncing dictionary) with a phone-conditioned MODEL.
+
+    Each phone lasts its median duration in the training corpus (divided by --rate),
+    with silence at the start, the end and each , . ; : ! ?; the phone timeline then
+    drives generation as `sample --phones` does. The WAV holds the whole timeline.
+    """
+    if out.exists() and not force:
+        raise SpeechgenError(f"{out}: already exists; choose another --out or pass --force")
+    _check_writable(out)
+    _quiet_tensorflow()
+    from .say import say_to_wav
+
+    info = say_to_wav(model_path, out, text, phones, rate, temperature, seed, _progress_printer())
+    click.echo(
+        f"wrote {info['seconds']:.2f} s to {out} ({info['rate']} Hz): {' '.join(info['phones'])}; "
+        f"generation ran at {info['real_time_factor']:.2f}x real time"
+    )
+
+
+@main.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
 @click.argument("data", required=False, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--free-running", is_flag=True, help="Measure drift instead: generate from held-out primes and score it.")
 @click.option("--seconds", type=click.FloatRange(min=3), default=60.0, show_default=True, help="With --free-running: seconds to generate per prime.")
 @click.option("--primes", type=click.IntRange(min=1), default=4, show_default=True, help="With --free-running: how many primes (parallel streams).")
-@click.option("--temperature", type=click.FloatRange(min=0), help="With --free-running, categorical models: the softmax temperature (default 1).")
+@click.option("--temperature", type=click.FloatRange(min=0), help="With --free-running or --intelligibility, categorical models: the softmax temperature (default 1).")
 @click.option("--noise", type=click.FloatRange(min=0), help="With --free-running, MSE models: noise of N x validation RMSE on each prediction (default 0).")
-@click.option("--seed", type=int, default=0, show_default=True, help="With --free-running: picks the held-out primes.")
+@click.option("--seed", type=int, default=0, show_default=True, help="With --free-running: picks the held-out primes. With --intelligibility: seeds the draws and the control's shuffle.")
 @click.option("--noise-seed", type=int, default=0, show_default=True, help="With --free-running: seeds the random draws.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="With --free-running: write the RMS/flatness plot here, and a spectrogram of generated vs real audio beside it (NAME-spectrogram.png).")
+@click.option("--intelligibility", is_flag=True, help="Phone-conditioned models: generate each test utterance from its .PHN timeline (and from a shuffled one) and report the PocketSphinx phone error rates and MCD-DTW against the real recordings.")
+@click.option("--utterances", type=click.IntRange(min=1), help="With --intelligibility: judge only the first N test utterances (default: all).")
 @click.pass_context
 def evaluate(ctx, model_path, data, as_json, free_running, seconds, primes, temperature, noise, seed, noise_seed,
-             plot_path):
+             plot_path, intelligibility, utterances):
     """Per-split teacher-forced MSE of MODEL on DATA (default: its training data), with baselines.
 
     With --free-running: generate from held-out primes and report the free-running MSE
     at three horizons and the stable seconds (until per-second RMS or spectral flatness
     leave the training audio's 1st-99th percentile range for 3 s in a row).
+
+    With --intelligibility (phone-conditioned models): generate each test utterance from
+    its .PHN timeline and from a shuffled one; report PocketSphinx phone error rates of
+    those and of the real recordings, and MCD-DTW against the recordings.
     """
+    if intelligibility:
+        if free_running:
+            raise UsageError("--intelligibility and --free-running are two reports; ask for one at a time")
+        given = _given(ctx, "seconds", "primes", "noise", "noise_seed", "plot_path")
+        if given:
+            raise UsageError(f"--{given[0].replace('_path', '').replace('_', '-')} only applies with --free-running")
+    elif utterances is not None:
+        raise UsageError("--utterances only applies with --intelligibility")
     drift_only = ("seconds", "primes", "temperature", "noise", "seed", "noise_seed", "plot_path")
     given = _given(ctx, *drift_only)
-    if given and not free_running:
+    if given and not free_running and not intelligibility:
         raise UsageError(f"--{given[0].replace('_path', '').replace('_', '-')} only applies with --free-running")
     _quiet_tensorflow()
     from .evaluate import evaluate_model, format_table
@@ -227,6 +270,8 @@ def evaluate(ctx, model_path, data, as_json, free_running, seconds, primes, temp
             f"{data or corpus.source}: sample rate {corpus.rate} Hz, but the model works at {model.sample_rate} Hz; "
             "resample the data first"
         )
+    if intelligibility:
+        return _intelligibility(model, corpus, model_path, as_json, temperature, seed, utterances)
     if free_running:
         from .measures.drift import format_report, free_running_report, plot_drift
         from .measures.quality import format_quality, plot_spectrograms
@@ -267,6 +312,19 @@ def evaluate(ctx, model_path, data, as_json, free_running, seconds, primes, temp
     else:
         click.echo(f"{model_path} on {corpus.source} (MSE in normalised units)")
         click.echo(format_table(results))
+
+
+def _intelligibility(model, corpus, model_path, as_json, temperature, seed, utterances):
+    """``evaluate --intelligibility``: the report of speechgen/intelligibility.py, printed."""
+    from .intelligibility import intelligibility_report
+    from .measures.intelligibility import format_report
+
+    def progress(done, total):
+        click.echo(f"  {done}/{total} utterances judged", err=True)
+
+    report = intelligibility_report(model, corpus, utterances, temperature, seed, progress=progress)
+    report = {"model": str(model_path), "data": corpus.source, **report}
+    click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
 
 
 @main.command()

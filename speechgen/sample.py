@@ -82,7 +82,7 @@ def phone_plan(model, phones_path, prime_path, seed):
         if prime_path is not None:
             prime, source = choose_prime(model, prime_path, w / model.sample_rate, seed)
         else:
-            prime, source = normaliser.apply(np.zeros(w, np.float32)), "silence"
+            prime, source = silence_prime(model), "silence"
         source = f"phones {phones_path}, prime {source}"
     else:
         _, pieces = _held_out_pieces(model)
@@ -90,6 +90,20 @@ def phone_plan(model, phones_path, prime_path, seed):
         track, length = track_of_piece(model, piece), len(piece)
         prime = normaliser.apply(piece.read(0, w))
         source = f"phones and first {w} samples of held-out {piece.name}"
+    return timeline_steps(model, track, length, prime, source)
+
+
+def silence_prime(model):
+    """One ``window`` of silence (normalised): the prime of a timeline given on its own."""
+    return Normaliser.from_dict(model.normaliser).apply(np.zeros(model.window, np.float32))
+
+
+def timeline_steps(model, track, length, prime, source):
+    """The step phone ids of a ``length``-sample :class:`PhoneTrack` whose first
+    ``window`` samples are ``prime``: ``(prime, ids, n_samples, source)`` as
+    :func:`phone_plan` returns them (``sample --phones``, ``say`` and the
+    intelligibility report all generate from these)."""
+    w = model.window
     if length <= w:
         raise SpeechgenError(f"{source}: the timeline is {length} samples, not longer than the window ({w})")
     n_steps = (length - w) // model.hop

@@ -156,9 +156,14 @@ def _new_model(corpus, normaliser, phones, config, rows_per_replica, steps_per_e
     from .training.optimizer import make_optimizer
 
     splits = {"layout": corpus.layout, **corpus.split_names()} if corpus.layout != "file" else None
+    durations = None
+    if phones:  # per-phone medians of every split's labels, as the inventory (speechgen say)
+        from .data.phones import median_durations
+
+        durations = median_durations([p for s in corpus.splits.values() for p in s], phones[1], corpus.rate)
     model = build_model(
         config, corpus.rate, normaliser, corpus.source, batch_size=rows_per_replica,
-        phones=phones[0].to_list() if phones else None, splits=splits,
+        phones=phones[0].to_list() if phones else None, splits=splits, phone_durations=durations,
     )
     # The loss includes any L2 penalty; the "mse" metric is the pure error that
     # --temperature scales its noise by.

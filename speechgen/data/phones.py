@@ -120,6 +120,24 @@ def tracks_for(pieces, inventory, folding=None):
     ]
 
 
+def median_durations(pieces, folding, rate):
+    """Each phone's median duration in seconds over the labelled segments of ``pieces``
+    (after folding; touching segments of one phone, e.g. a folded closure beside
+    ``h#``, count as one): what ``speechgen say`` gives each phone it speaks."""
+    lengths = {}
+    for piece in pieces:
+        if piece.segments is None:
+            continue
+        previous = None
+        for seg in labelled_segments(piece, folding):
+            if previous is not None and previous.phone == seg.phone and previous.end == seg.start:
+                lengths[seg.phone][-1] += seg.end - seg.start
+            else:
+                lengths.setdefault(seg.phone, []).append(seg.end - seg.start)
+            previous = seg
+    return {phone: float(np.median(n)) / rate for phone, n in sorted(lengths.items())}
+
+
 # --- Phone timelines for a trained model: .PHN files or corpus pieces -> per-step ids ---
 
 

@@ -59,6 +59,9 @@ class SpeechRNN(MultiWorkerFit, CheckpointState, keras.Model):
             None.
         phone_context: phone ids per step, 1 (current) or 3 (previous, current, next).
         phone_embedding: 0 for one-hot phones, else the learned embedding size.
+        phone_durations: phone -> median duration in seconds in the training corpus
+            (dict), the durations ``speechgen say`` gives the phones it speaks; None
+            for models without phones (or made before the key existed).
         input_dropout: dropout rate on the input samples while training.
         scheduled_sampling: True to train with scheduled sampling (the probability is
             set per epoch by :class:`speechgen.schedules.DriftSchedules`).
@@ -112,6 +115,7 @@ class SpeechRNN(MultiWorkerFit, CheckpointState, keras.Model):
         phones=None,
         phone_context=1,
         phone_embedding=0,
+        phone_durations=None,
         mixed_precision="none",
         input_dropout=0.0,
         scheduled_sampling=False,
@@ -197,6 +201,7 @@ class SpeechRNN(MultiWorkerFit, CheckpointState, keras.Model):
         self.phones = list(phones) if phones else None
         self.phone_context = phone_context
         self.phone_embedding = phone_embedding
+        self.phone_durations = dict(phone_durations) if phone_durations else None
         self.mixed_precision = mixed_precision
         self.input_dropout = input_dropout
         self.scheduled_sampling = bool(scheduled_sampling)
@@ -276,6 +281,7 @@ class SpeechRNN(MultiWorkerFit, CheckpointState, keras.Model):
             "phones": self.phones,
             "phone_context": self.phone_context,
             "phone_embedding": self.phone_embedding,
+            "phone_durations": self.phone_durations,
             "mixed_precision": self.mixed_precision,
             "input_dropout": self.input_dropout,
             "scheduled_sampling": self.scheduled_sampling,
@@ -356,11 +362,13 @@ def _sample_predictor(frames, tier, head, window, hop, units, k, embedding, regu
     return reshape_tail(y, 2, (hop * head.width,))
 
 
-def build_model(config, sample_rate, normaliser, data, batch_size=None, phones=None, splits=None):
+def build_model(config, sample_rate, normaliser, data, batch_size=None, phones=None, splits=None,
+                phone_durations=None):
     """A :class:`SpeechRNN` from a :class:`speechgen.config.Config`.
 
     Args:
         phones: the phone inventory (list) when ``config.phones`` is not ``none``.
+        phone_durations: phone -> median seconds in the training corpus (with ``phones``).
         splits: recorded utterance names per split (folder corpora).
     """
     keras.utils.set_random_seed(config.seed)
@@ -380,6 +388,7 @@ def build_model(config, sample_rate, normaliser, data, batch_size=None, phones=N
         phones=phones if config.phones != "none" else None,
         phone_context=CONTEXTS.get(config.phones, 1),
         phone_embedding=config.phone_embedding,
+        phone_durations=phone_durations if config.phones != "none" else None,
         mixed_precision=config.mixed_precision,
         input_dropout=config.input_dropout,
         scheduled_sampling=config.scheduled_sampling > 0,
