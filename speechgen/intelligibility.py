@@ -38,7 +38,6 @@ def intelligibility_report(model, corpus, utterances=None, temperature=None, see
         dict: ``split``, ``rows`` (one per utterance, :func:`score_utterance` plus
         ``name``), ``summary`` (:func:`summarise`).
     """
-    from .data.labels import PhoneInventory
     from .data.phones import PhoneTrack, labelled_segments, model_inventory
     from .generate import Generator
     from .measures.intelligibility import Recogniser, score_utterance, shuffled_segments, summarise
@@ -55,7 +54,6 @@ def intelligibility_report(model, corpus, utterances=None, temperature=None, see
     generator = Generator(model, streams=2, noise=sigma, seed=seed, temperature=temperature)
     normaliser = Normaliser.from_dict(model.normaliser)
     inventory, folding = model_inventory(model)
-    inventory = PhoneInventory.from_list(model.phones)
     w, rows = model.window, []
     for k, piece in enumerate(pieces):
         segments = labelled_segments(piece, folding)
