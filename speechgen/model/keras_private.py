@@ -15,6 +15,9 @@ should start by reading this file).
   resumed run draws the random numbers an uninterrupted one would.
 - ``Layer._trainable_variables`` / ``_non_trainable_variables``: the model's own
   variables (not its layers') in Keras' save order, for :meth:`load_own_variables`.
+- TensorFlow's ``strategy.extended._in_multi_worker_mode()``: whether a
+  MultiWorkerMirroredStrategy spans more than one worker (tf.distribute has no public
+  query; a one-worker cluster needs none of the multi-worker patches).
 """
 
 
@@ -30,6 +33,10 @@ def seed_generators(model):
     """Every layer's seed generators, in a fixed order."""
     layers = list(model._flatten_layers(include_self=False))
     return [g for layer in layers for g in getattr(layer, "_seed_generators", [])]
+
+
+def spans_workers(strategy):
+    return strategy.extended._in_multi_worker_mode()
 
 
 def own_variables(model):

@@ -6,12 +6,19 @@ import keras
 from . import keras_private
 
 
+def in_multi_worker_mode(strategy):
+    """True under a MultiWorkerMirroredStrategy spanning more than one worker."""
+    if strategy is None:
+        return False
+    import tensorflow as tf
+
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and keras_private.spans_workers(strategy)
+
+
 class MultiWorkerFit:
     """Mixed into a ``keras.Model`` before it: fixes Keras' multi-worker ``fit``."""
 
     def _multi_worker(self):
-        from ..training.distribute import in_multi_worker_mode
-
         return in_multi_worker_mode(keras_private.distribute_strategy(self))
 
     def _for_multi_worker(self, logs):

@@ -54,6 +54,8 @@ def cluster_spec():
 def is_chief(strategy):
     """Whether this process writes the run: always, except the non-chief workers of a
     multi-worker cluster (the chief is task ``chief``, or ``worker`` 0 without one)."""
+    from ..model.multi_worker import in_multi_worker_mode
+
     return not in_multi_worker_mode(strategy) or chief_in_tf_config()
 
 
@@ -61,15 +63,6 @@ def chief_in_tf_config():
     """Whether ``TF_CONFIG`` names this process the chief of its cluster."""
     task_type, index, has_chief = cluster_spec()
     return task_type == "chief" or (task_type == "worker" and index == 0 and not has_chief)
-
-
-def in_multi_worker_mode(strategy):
-    """True under a MultiWorkerMirroredStrategy spanning more than one worker."""
-    if strategy is None:
-        return False
-    import tensorflow as tf
-
-    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
 
 
 def make_strategy(name):
