@@ -4,7 +4,7 @@
 the logical CPUs when there is no GPU). ``multi-worker`` uses
 ``tf.distribute.MultiWorkerMirroredStrategy`` across the hosts named in ``TF_CONFIG``;
 Keras 3's ``fit`` needs two workarounds under it, which live in
-``SpeechRNN`` (see :func:`in_multi_worker_mode` and docs/distributed.md). Only the chief
+``SpeechRNN`` (see :func:`speechgen.model.multi_worker.in_multi_worker_mode` and docs/distributed.md). Only the chief
 worker writes the run directory; the others write into a throwaway folder
 (:func:`is_chief`).
 
