@@ -17,7 +17,7 @@ from .data.corpus import Normaliser
 from .errors import SpeechgenError
 
 
-def test_pieces(corpus):
+def judged_pieces(corpus):
     """``(split, pieces)``: the test utterances, or valid's when test is empty."""
     for split in ("test", "valid"):
         if corpus.splits[split]:
@@ -47,7 +47,7 @@ def intelligibility_report(model, corpus, utterances=None, temperature=None, see
         raise SpeechgenError("the model is not phone-conditioned; --intelligibility needs a model trained with phones")
     if not corpus.labelled:
         raise SpeechgenError(f"{corpus.source}: --intelligibility needs .PHN labels beside every utterance")
-    split, pieces = test_pieces(corpus)
+    split, pieces = judged_pieces(corpus)
     pieces = pieces[:utterances] if utterances else pieces
     temperature, sigma = generation_settings(model, temperature)
     recogniser = recogniser or Recogniser()

@@ -6,6 +6,9 @@ nothing is downloaded; the first pronunciation of a word is used). Its 39 phones
 a model was trained with, which may be CMU-style (``prompts-real``) or TIMIT's 61
 phones (``timit-tts``), folded or not:
 
+* the unstressed vowels ``AH0``, ``ER0`` and ``IH0`` are TIMIT's reduced ``ax``,
+  ``axr`` and ``ix`` when the inventory has those (TIMIT labels schwa ``ax``, its most
+  frequent phone), else ``ah``, ``er``, ``ih``;
 * a CMU phone the inventory holds is used as it is (every CMU phone is also a TIMIT
   phone);
 * else its Lee & Hon (1989) fold (:data:`speechgen.data.labels.TIMIT_FOLD_39`: ``ao`` ->
@@ -36,7 +39,8 @@ CMU_PHONES = (
 
 # Silence in either labelling: TIMIT's h#, pau and epi, CMU-style corpora's sil.
 SILENCES = frozenset({"h#", "pau", "epi", "sil"})
-CLOSURES = frozenset({"bcl", "dcl", "gcl", "pcl", "tcl", "kcl"})
+STOPS = frozenset("bdgptk")
+CLOSURES = frozenset(f"{s}cl" for s in STOPS)
 
 # TIMIT 61 -> CMU 39 (None: silence, dropped when scoring; q is deleted too).
 TIMIT_TO_CMU = {
@@ -44,6 +48,10 @@ TIMIT_TO_CMU = {
     "nx": "n", "eng": "ng", "ux": "uw", "dx": "t", "q": None,
     **{c: None for c in CLOSURES}, **{s: None for s in SILENCES},
 }
+
+# CMU's unstressed vowels written as TIMIT's reduced ones (ax -> ah etc. where an
+# inventory lacks them: TIMIT_TO_CMU).
+REDUCED = {"AH0": "ax", "ER0": "axr", "IH0": "ix"}
 
 PAUSE_MARKS = ",.;:!?"
 _TOKEN = re.compile(r"[A-Za-z0-9']+|[,.;:!?]")
@@ -88,8 +96,10 @@ def pronounce(text):
     """CMU phones (lower case, no stress) and pauses for ``text``.
 
     Returns:
-        list of ``(phone, word)``; a pause is ``(None, mark)``. Leading and trailing
-        pauses are not added here (:func:`timeline` adds them).
+        list of ``(phone, word)``; a pause is ``(None, mark)``. Phones are CMU's in
+        lower case without stress, except the unstressed ``AH0 ER0 IH0``, written
+        ``ax axr ix`` (:data:`REDUCED`). Leading and trailing pauses are not added
+        here (:func:`model_phone_sequence` adds them).
     Raises:
         SpeechgenError: a word the dictionary does not have.
     """
@@ -105,7 +115,7 @@ def pronounce(text):
                 f"text: the word {token!r} is not in the CMU pronouncing dictionary; spell it as words it "
                 "knows, or give its phones with --phones"
             )
-        out.extend((p.lower().rstrip("012"), token) for p in pronunciations[0])
+        out.extend((REDUCED.get(p, p.lower().rstrip("012")), token) for p in pronunciations[0])
     while out and out[-1][0] is None:
         out.pop()
     return out
@@ -137,14 +147,17 @@ def map_to_inventory(phone, inventory, given=False, word=None):
                 f"--phones: phone {phone!r} is not in the model's phone inventory ({len(inventory)} phones: {shown})"
             )
         return [phone]
-    folded = phone if phone in inventory else TIMIT_FOLD_39.get(phone, phone)
-    if folded not in inventory:
+    cmu = TIMIT_TO_CMU.get(phone, phone)  # ax -> ah, ...
+    for folded in (phone, cmu, TIMIT_FOLD_39.get(cmu, cmu)):
+        if folded in inventory:
+            break
+    else:
         raise SpeechgenError(
-            f"text: the word {word!r} needs phone {phone!r}, which is not in the model's phone inventory "
+            f"text: the word {word!r} needs phone {cmu!r}, which is not in the model's phone inventory "
             f"({len(inventory)} phones: {shown})"
         )
     closure = f"{folded}cl"
-    return [closure, folded] if folded in "bdgptk" and closure in inventory else [folded]
+    return [closure, folded] if folded in STOPS and closure in inventory else [folded]
 
 
 def model_phone_sequence(items, inventory, given=False):
