@@ -8,11 +8,12 @@ import csv
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
-from fixtures import chord, utterance_corpus, write_pcm16
+from fixtures import PHONES, chord, chord_corpus, utterance_corpus, write_pcm16
 
 TWO_CPUS = """
 import sys, tensorflow as tf
@@ -23,21 +24,33 @@ main(sys.argv[1:])
 """
 
 
-def training_sets(epochs=3):
-    """The ``--set`` options every run of this file trains with (single, mirrored, workers)."""
+def training_sets(epochs=3, extra=()):
+    """The ``--set`` options every run of this file trains with (single, mirrored, workers),
+    then ``extra`` ones (later ones win)."""
     sets = ["window=40", "hop=40", "seq_len=10", "batch_size=4", "units=[16,16]", f"epochs={epochs}",
-            "patience=0", "learning_rate=0.005", "split=[0.75,0.25,0.0]"]
+            "patience=0", "learning_rate=0.005", "split=[0.75,0.25,0.0]", *extra]
     return [x for s in sets for x in ("--set", s)]
 
 
-def train(data, out, strategy, tmp_path, epochs=3):
-    args = ["train", str(data), "--out", str(out), "--quiet", "--strategy", strategy, *training_sets(epochs)]
+# A tiny tiered categorical model (a frame tier of 16 units over a sample-level predictor
+# with an input embedding), phone-conditioned at its top tier.
+TIERED = ["units=[16]", "output=categorical", "levels=16", "predictor_units=[8]", "predictor_window=8",
+          "input_embedding=2", "phones=current", "phone_embedding=2"]
+
+
+def train(data, out, strategy, tmp_path, epochs=3, extra=()):
+    args = ["train", str(data), "--out", str(out), "--quiet", "--strategy", strategy, *training_sets(epochs, extra)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     code = [sys.executable, "-c", TWO_CPUS, *args]
     done = subprocess.run(code, env=env, capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    with open(out / "history.csv") as f:
-        return [(float(r["loss"]), float(r["val_loss"])) for r in csv.DictReader(f)], done.stdout
+    return history(out), done.stdout
+
+
+def history(run):
+    """A run's ``(loss, val_loss)`` per epoch."""
+    with open(run / "history.csv") as f:
+        return [(float(r["loss"]), float(r["val_loss"])) for r in csv.DictReader(f)]
 
 
 def test_mirrored_on_two_cpus_matches_one_process(tmp_path):
@@ -106,9 +119,7 @@ def test_multi_worker_on_two_processes_matches_one_process(tmp_path):
     corpus = utterance_corpus(tmp_path / "corpus")
     single, _ = train(corpus, tmp_path / "single", "none", tmp_path, epochs=4)
     outputs = multi_worker([str(corpus), "--out", str(tmp_path / "multi"), *training_sets()], tmp_path)
-    with open(tmp_path / "multi" / "history.csv") as f:
-        multi = [(float(r["loss"]), float(r["val_loss"])) for r in csv.DictReader(f)]
-    np.testing.assert_allclose(multi, single[:3], rtol=1e-4)
+    np.testing.assert_allclose(history(tmp_path / "multi"), single[:3], rtol=1e-4)
     # The chief (worker 0) wrote the run; worker 1 says so and wrote nothing there.
     assert "run written to" in outputs[0][0]
     assert "the chief worker writes the run" in outputs[1][0]
@@ -120,9 +131,7 @@ def test_multi_worker_on_two_processes_matches_one_process(tmp_path):
         ["checkpoint.keras", "config.yaml", "curves.png", "history.csv", "model.keras", "summary.json"])
     # Resumed across the same two workers, it goes on as the single process did.
     multi_worker(["--resume", str(tmp_path / "multi"), "--set", "epochs=4"], tmp_path)
-    with open(tmp_path / "multi" / "history.csv") as f:
-        resumed = [(float(r["loss"]), float(r["val_loss"])) for r in csv.DictReader(f)]
-    np.testing.assert_allclose(resumed, single, rtol=1e-4)
+    np.testing.assert_allclose(history(tmp_path / "multi"), single, rtol=1e-4)
 
 
 @pytest.mark.parametrize("tf_config, problem", [
@@ -141,3 +150,36 @@ def test_multi_worker_without_a_good_tf_config_is_a_usage_error(tmp_path, tf_con
     assert problem in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_tiered_phone_conditioned_model_trains_mirrored_and_over_workers_as_one_process(tmp_path):
+    # Short labelled utterances (14 batches an epoch) keep four trainings cheap.
+    corpus = chord_corpus(tmp_path / "corpus", 4000, 8, (0.6, 1.5), freqs=lambda u: (110.0 * (1 + u % 4), 330.0, 550.0),
+                          phones=PHONES[1:4])
+    from speechgen.data.corpus import load_corpus
+    from speechgen.data.framing import Framing
+    from speechgen.data.pipeline import plan
+
+    c = load_corpus(corpus, [0.75, 0.25, 0.0])
+    fresh = plan([len(p) for p in c.splits["train"]], Framing(40, 40, 10, 39), 4).fresh
+    assert fresh[1:, :2].any() and fresh[1:, 2:].any()  # new utterances mid-epoch on both replicas' rows
+    # The runs are independent processes: side by side, they take less wall time.
+    with ThreadPoolExecutor(3) as pool:
+        runs = [pool.submit(train, corpus, tmp_path / out, strategy, tmp_path, 2, TIERED)
+                for out, strategy in (("single", "none"), ("mirrored", "mirrored"))]
+        # One epoch over two workers, then resumed there for the second.
+        pool.submit(multi_worker, [str(corpus), "--out", str(tmp_path / "multi"), *training_sets(1, TIERED)],
+                    tmp_path).result()
+        (single, _), (mirrored, _) = (r.result() for r in runs)
+    np.testing.assert_allclose(mirrored, single, rtol=1e-4)
+    multi_worker(["--resume", str(tmp_path / "multi"), "--set", "epochs=2"], tmp_path)
+    np.testing.assert_allclose(history(tmp_path / "multi"), single, rtol=1e-4)
+    from speechgen.model import load_model
+
+    reference = load_model(tmp_path / "single" / "model.keras")
+    assert reference.predictor_units == [8] and reference.input_embedding == 2 and reference.phones
+    for run in ("mirrored", "multi"):
+        model = load_model(tmp_path / run / "model.keras")
+        assert model.batch_size == 2
+        for got, want in zip(model.get_weights(), reference.get_weights(), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
