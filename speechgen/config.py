@@ -58,6 +58,10 @@ class Config:
     predictor_units: list = field(default_factory=list)
     predictor_window: int = 0  # samples each predicted sample reads (0: hop)
     input_embedding: int = 0  # categorical predictors: embed quantised inputs in N dims (0: real values)
+    # An upper frame tier above the LSTM stack (SampleRNN's 3 tiers; tiered models only):
+    # one LSTM per entry, stepping once per top_frame samples (a multiple of hop, <= window).
+    top_units: list = field(default_factory=list)
+    top_frame: int = 0  # samples per upper-tier step (0: no upper tier)
     l2: float = 0.0  # L2 penalty on LSTM and Dense kernels
     # Against input drift (docs/drift.md): scheduled sampling, Bengio et al. 2015.
     scheduled_sampling: float = 0.0  # final probability of feeding the model its own prediction
@@ -85,6 +89,7 @@ class Config:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+INT_LISTS = ("units", "predictor_units", "top_units")  # list keys of integers
 CHOICES = {
     "normalisation": ("meanrange", "minmax"),
     "output_activation": ("tanh", "linear"),
@@ -119,7 +124,7 @@ def _coerce(key, value, source):
     if want is float and isinstance(value, int) and not isinstance(value, bool):
         value, ok = float(value), True
     if want is list and ok:
-        item = int if key in ("units", "predictor_units") else float
+        item = int if key in INT_LISTS else float
         ok = all(
             isinstance(v, (int, float)) and not isinstance(v, bool) and (item is float or isinstance(v, int))
             for v in value
@@ -128,7 +133,7 @@ def _coerce(key, value, source):
     if not ok:
         raise UsageError(
             f"{source}: {key} must be {want.__name__}"
-            f"{' of ' + ('integers' if key in ('units', 'predictor_units') else 'numbers') if want is list else ''}"
+            f"{' of ' + ('integers' if key in INT_LISTS else 'numbers') if want is list else ''}"
             f", got {value!r}"
         )
     return value
@@ -321,6 +326,40 @@ def _validate_head(config):
         raise UsageError(f"config: {key} needs a tiered model (set predictor_units, e.g. [256, 256])")
     if config.input_embedding and config.output != "categorical":
         raise UsageError("config: input_embedding needs output=categorical (it embeds quantised samples)")
+    _validate_upper_tier(config)
+
+
+def _validate_upper_tier(config):
+    """``top_units`` and ``top_frame``: an upper frame tier above the LSTM stack."""
+    if any(u <= 0 for u in config.top_units):
+        raise UsageError(f"config: top_units must be positive sizes, got {config.top_units}")
+    if config.top_frame < 0:
+        raise UsageError(f"config: top_frame must not be negative, got {config.top_frame}")
+    if not config.top_units:
+        if config.top_frame:
+            raise UsageError("config: top_frame needs an upper tier (set top_units, e.g. [256])")
+        return
+    if not config.predictor_units:
+        raise UsageError("config: top_units needs a tiered model (set predictor_units, e.g. [256, 256])")
+    if not config.top_frame:
+        raise UsageError(f"config: top_units needs top_frame (samples per upper-tier step, a multiple of hop "
+                         f"{config.hop}, e.g. {4 * config.hop})")
+    if config.top_frame % config.hop:
+        raise UsageError(
+            f"config: top_frame ({config.top_frame}) must be a multiple of hop ({config.hop}): each upper-tier "
+            "step conditions whole lower-tier steps"
+        )
+    if config.top_frame > config.window:
+        raise UsageError(
+            f"config: top_frame ({config.top_frame}) must not exceed window ({config.window}): the upper tier "
+            f"reads the newest top_frame samples of a step's window (set window={config.top_frame})"
+        )
+    ratio = config.top_frame // config.hop
+    if config.seq_len % ratio:
+        raise UsageError(
+            f"config: seq_len ({config.seq_len}) must be a multiple of top_frame / hop ({ratio}): a training "
+            "chunk holds whole upper-tier steps"
+        )
 
 
 def dump_config(config):

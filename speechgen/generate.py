@@ -7,7 +7,10 @@ last ``window`` samples (and the step's phones), the head draws the next ``hop``
 samples (a categorical draw at a temperature, or the MSE prediction plus optional
 noise), they are appended and the window slides. A tiered model draws its ``hop``
 samples one at a time: the frame tier runs once per step, its upsampled output
-conditions the sample-level predictor, which reads the samples drawn so far.
+conditions the sample-level predictor, which reads the samples drawn so far. An upper
+frame tier (``top_units``) runs once per ``top_ratio`` steps, at the steps that start
+one of its frames, and its upsampled output (one vector per lower step, carried in the
+loop) joins the frame tier's input.
 
 The loop is one ``tf.while_loop`` compiled by XLA, for one stream or N streams at once,
 and it calls **the model's own layers and cells** (``layer.cell(x, states)``, the
@@ -45,7 +48,6 @@ class Generator:
     """
 
     def __init__(self, model, streams=1, noise=0.0, seed=0, temperature=1.0):
-        import keras
         import tensorflow as tf
 
         self.model = model.with_batch_size(streams) if model.batch_size != streams else model
@@ -54,9 +56,15 @@ class Generator:
         self.head = self.model.head
         self.context = model.phone_context if model.phones else 0
         self.noise, self.seed, self.temperature = float(noise), int(seed), float(temperature)
-        self._lstms = [l for l in self.model.layers if isinstance(l, keras.layers.RNN)]
         names = {l.name for l in self.model.layers}
         get = self.model.get_layer
+        # The frame tier's LSTMs, then the upper tier's: the order their states are carried.
+        self._lower = [get(f"lstm_{i}") for i in range(len(self.model.units))]
+        self._upper = [get(f"top_lstm_{i}") for i in range(len(getattr(self.model, "top_units", None) or []))]
+        self._lstms = self._lower + self._upper
+        self.ratio = getattr(self.model, "top_ratio", 1)
+        if self._upper:
+            self._upper_out = get("top_upsample")
         self._hoist = get("lstm_0_input") if "lstm_0_input" in names else None
         self._phones = get("phone_encoding") if self.context else None
         self._out = get("next_samples")
@@ -74,22 +82,41 @@ class Generator:
 
     # --- one step, from the model's own layers ---
 
-    def _tier(self, window, states, ids):
-        """The LSTM stack for all streams: ``window (N, W)``, ``ids (N, C)`` or None ->
+    def _tier(self, window, states, ids, upper=None):
+        """The LSTM stack for all streams: ``window (N, W)``, ``ids (N, C)`` or None,
+        the upper tier's vector for this step ``upper (N, units[0])`` or None ->
         ``(h (N, units[-1]), new states)``."""
         import tensorflow as tf
 
         x = window
         if ids is not None:
             x = tf.concat([x, tf.cast(self._phones(ids[:, None, :])[:, 0], x.dtype)], axis=-1)
+        if upper is not None:
+            x = tf.concat([x, upper], axis=-1)
         new_states = []
-        for i, (layer, state) in enumerate(zip(self._lstms, states)):
+        for i, (layer, state) in enumerate(zip(self._lower, states)):
             if i == 0 and self._hoist is not None:
                 x = self._hoist(x)
             dtype = layer.cell.compute_dtype
             x, state = layer.cell(tf.cast(x, dtype), [tf.cast(s, dtype) for s in state], training=False)
             new_states.append(tuple(tf.cast(s, tf.float32) for s in state))
         return x, new_states
+
+    def _upper_tier(self, window, states, ids):
+        """The upper tier's step: its frame (the newest ``top_frame`` samples of
+        ``window``) and phones -> ``(cond (N, ratio, units[0]) float32, new states)``."""
+        import tensorflow as tf
+
+        x = window[:, self.window - self.model.top_frame :]
+        if ids is not None:
+            x = tf.concat([x, tf.cast(self._phones(ids[:, None, :])[:, 0], x.dtype)], axis=-1)
+        new_states = []
+        for layer, state in zip(self._upper, states):
+            dtype = layer.cell.compute_dtype
+            x, state = layer.cell(tf.cast(x, dtype), [tf.cast(s, dtype) for s in state], training=False)
+            new_states.append(tuple(tf.cast(s, tf.float32) for s in state))
+        cond = tf.cast(self._upper_out(x), tf.float32)
+        return tf.reshape(cond, (self.streams, self.ratio, self.model.units[0])), new_states
 
     def _draw(self, y, hop, seed):
         """Head output layer values ``y (N, hop * width)`` -> drawn samples ``(N, hop)``."""
@@ -99,10 +126,25 @@ class Generator:
         return tf.cast(self.head.sample(outputs, seed, self.temperature, self.noise), tf.float32)
 
     def _step(self, window, states, ids, step):
-        """One model step: ``window (N, W)`` -> ``(samples (N, hop), new states)``."""
+        """One model step: ``window (N, W)`` -> ``(samples (N, hop), new states)``.
+
+        With an upper tier, ``states`` ends with its LSTMs' states and ``(cond,)``, the
+        upsampled vectors of the current upper step; the upper tier runs (and ``cond``
+        is replaced) at the steps that start one of its frames."""
         import tensorflow as tf
 
-        h, states = self._tier(window, states, ids)
+        if self._upper:
+            n = len(self._lower)
+            lower, above, cond = states[:n], list(states[n:-1]), states[-1][0]
+            q = tf.cast(step % self.ratio, tf.int32)
+            cond, above = tf.cond(
+                tf.equal(q, 0), lambda: self._upper_tier(window, above, ids), lambda: (cond, above)
+            )
+            # Phones reach the upper tier only.
+            h, lower = self._tier(window, lower, None, tf.gather(cond, q, axis=1))
+            states = lower + list(above) + [(cond,)]
+        else:
+            h, states = self._tier(window, states, ids)
         if not self.tiered:
             return self._draw(self._out(h), self.hop, draw_seed(self.seed, step)), states
         k, units = self.model.predictor_window, self.model.predictor_units[0]
@@ -160,19 +202,21 @@ class Generator:
                 for phone-conditioned models (steps as ``Framing.steps`` counts them).
         Returns:
             ``(window, steps)``: each stream's last ``window`` samples ``(N, window)``,
-            from which free-running continues, and the number of priming steps. Only
-            the last ``steps * hop + window`` samples are used.
+            from which free-running continues, and the number of priming steps
+            (``Framing.prime_steps``: with an upper tier, whole upper steps, the
+            latest). Only the last ``steps * hop + window`` samples are used.
         """
         import tensorflow as tf
 
         audio = np.atleast_2d(np.asarray(audio, np.float32))
-        steps = self.framing.steps(audio.shape[1])
+        given = self.framing.steps(audio.shape[1])
+        steps = self.framing.prime_steps(audio.shape[1])
         used = audio[:, audio.shape[1] - (steps * self.hop + self.window) :]
         self.model.reset_rnn_states()
         if steps:
             inputs, _ = self.framing.frame(tf.constant(used))
             if self.context:
-                ids = np.asarray(phones, np.int32).reshape(self.streams, -1, self.context)[:, :steps]
+                ids = np.asarray(phones, np.int32).reshape(self.streams, -1, self.context)[:, given - steps : given]
                 inputs = [inputs, tf.constant(ids)]
             self._teacher(inputs)
         return used[:, used.shape[1] - self.window :].astype(np.float32), steps
@@ -195,6 +239,11 @@ class Generator:
         import tensorflow as tf
 
         states = [tuple(tf.constant(v.numpy(), tf.float32) for v in layer.states) for layer in self._lstms]
+        if self._upper:
+            if first_step % self.ratio:
+                raise ValueError(f"first_step {first_step} must start an upper-tier step (a multiple of {self.ratio})")
+            # Replaced at step 0, which starts an upper step (a prime runs whole upper steps).
+            states.append((tf.zeros((self.streams, self.ratio, self.model.units[0]), tf.float32),))
         if n_steps <= 0:
             return np.zeros((self.streams, 0), np.float32)
         chunk = min(n_steps, chunk_steps or max(256, -(-n_steps // 20)))

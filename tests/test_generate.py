@@ -22,7 +22,9 @@ def model_for(window, hop, batch_size=3, units=(16, 8), **kw):
 def reference(model, prime, n_steps, phones=None, temperature=1.0, noise=0.0):
     """Generation the slow, obvious way: one Keras call per step (per sample for tiered
     models, the LSTM state saved and put back between a step's samples), every stream
-    at once, each draw made by the head with the seed the compiled loop uses.
+    at once, each draw made by the head with the seed the compiled loop uses. With an
+    upper tier (``top_units``) each call covers one of its steps: ``ratio`` steps, the
+    samples not drawn yet zero (a causal model does not read them).
 
     prime: (N, samples); phones: (N, prime_steps + n_steps, C) or None.
     Returns (N, n_steps * hop).
@@ -32,33 +34,41 @@ def reference(model, prime, n_steps, phones=None, temperature=1.0, noise=0.0):
     net = model.with_batch_size(n)
     net.reset_rnn_states()
     framing = Framing.of(model)
-    w, h, la = model.window, model.hop, framing.lookahead
-    steps = framing.steps(prime.shape[1])
-    used = prime[:, prime.shape[1] - (steps * h + w) :]
+    w, h, la, r = model.window, model.hop, framing.lookahead, framing.ratio
+    assert n_steps % r == 0
+    given, steps = framing.steps(prime.shape[1]), framing.prime_steps(prime.shape[1])
+    skip = given - steps  # the prime's first steps that do not fill an upper step
+    signal = prime[:, prime.shape[1] - (steps * h + w) :]
+    start = signal.shape[1]
 
-    def call(inputs, t):
-        x = inputs[:, None, :]
-        return net([x, phones[:, t : t + 1]] if phones is not None else x)[:, 0]
+    def call(t):
+        """Steps t .. t + r - 1 of ``signal``: (N, r, hop[, levels])."""
+        x = np.stack([signal[:, (t + q) * h : (t + q) * h + w + la] for q in range(r)], axis=1)
+        return net([x, phones[:, skip + t : skip + t + r]] if phones is not None else x)
 
-    for t in range(steps):  # teacher-forced priming
-        call(used[:, t * h : t * h + w + la], t)
-    window, out = used[:, used.shape[1] - w :], []
-    for i in range(n_steps):
-        t = steps + i
-        if not la:
-            y = net.head.sample(call(window, t), draw_seed(SEED, i), temperature, noise).numpy()
-        else:
-            y = np.zeros((n, h), np.float32)
-            states = [v.numpy() for v in net._rnn_state_variables()]
+    for t in range(0, steps, r):  # teacher-forced priming
+        call(t)
+    for b in range(0, n_steps, r):
+        t = steps + b
+        signal = np.concatenate([signal, np.zeros((n, r * h), np.float32)], axis=1)
+        states = [v.numpy() for v in net._rnn_state_variables()]
+        for q in range(r):
+            first = w + (t + q) * h  # the step's first target sample in signal
+            i = b + q  # the generated step's number
+            if not la:
+                for v, s in zip(net._rnn_state_variables(), states):
+                    v.assign(s)
+                y = net.head.sample(call(t)[:, q], draw_seed(SEED, i), temperature, noise).numpy()
+                signal[:, first : first + h] = y
+                continue
             for j in range(h):
                 for v, s in zip(net._rnn_state_variables(), states):
                     v.assign(s)
-                known = np.concatenate([window, y[:, :j], np.zeros((n, la - j), np.float32)], axis=1)
-                logits = call(known, t)[:, j : j + 1]
-                y[:, j] = net.head.sample(logits, draw_seed(SEED, i * h + j), temperature, noise).numpy()[:, 0]
-        out.append(y)
-        window = np.concatenate([window, y], axis=1)[:, -w:]
-    return np.concatenate(out, axis=1)
+                logits = call(t)[:, q, j : j + 1]
+                drawn = net.head.sample(logits, draw_seed(SEED, i * h + j), temperature, noise).numpy()
+                signal[:, first + j] = drawn[:, 0]
+        # The last call read every sample the block's steps read: the state is the block's.
+    return signal[:, start : start + n_steps * h]
 
 
 def generated(model, prime, n_steps, phones=None, temperature=1.0, noise=0.0, streams=None):

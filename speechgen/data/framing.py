@@ -9,6 +9,11 @@ samples before it within the frame): its ``lookahead`` is ``hop - 1``. So step `
 input is ``x[t*hop : t*hop + window + lookahead]`` and its target
 ``x[t*hop + window : t*hop + window + hop]``; only the first ``window`` input samples
 reach the frame tier.
+
+A model with an upper frame tier (``top_units``) steps it once per ``ratio = top_frame //
+hop`` steps, reading the newest ``top_frame`` samples of every ``ratio``-th step's input;
+stepping the model in calls of whole upper steps (multiples of ``ratio``) equals one call,
+so a prime runs whole upper steps (:meth:`Framing.prime_steps`).
 """
 
 from dataclasses import dataclass
@@ -21,12 +26,14 @@ class Framing:
         hop: samples predicted per step.
         seq_len: steps per truncated-BPTT chunk.
         lookahead: target samples also read as input (``hop - 1`` for tiered models).
+        ratio: steps per upper-tier step (1 without an upper tier).
     """
 
     window: int
     hop: int
     seq_len: int = 1
     lookahead: int = 0
+    ratio: int = 1
 
     @classmethod
     def of(cls, model_or_config, seq_len=None):
@@ -35,7 +42,8 @@ class Framing:
         tiered = bool(getattr(m, "predictor_units", None))
         if seq_len is None:
             seq_len = getattr(m, "seq_len", None) or (getattr(m, "train_config", None) or {}).get("seq_len", 1)
-        return cls(m.window, m.hop, int(seq_len), m.hop - 1 if tiered else 0)
+        ratio = m.top_frame // m.hop if getattr(m, "top_units", None) else 1
+        return cls(m.window, m.hop, int(seq_len), m.hop - 1 if tiered else 0, ratio)
 
     @property
     def input_length(self):
@@ -55,6 +63,12 @@ class Framing:
     def steps(self, n_samples):
         """Whole steps whose targets lie inside ``n_samples`` samples."""
         return max(0, (n_samples - self.window) // self.hop)
+
+    def prime_steps(self, n_samples):
+        """The steps a prime of ``n_samples`` runs teacher-forced: the latest whole
+        upper-tier steps of :meth:`steps` (all of them without an upper tier)."""
+        steps = self.steps(n_samples)
+        return steps - steps % self.ratio
 
     def prime_samples(self):
         """The default prime: one training chunk's worth of samples."""

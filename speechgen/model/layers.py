@@ -121,3 +121,37 @@ class RecurrentOnlyLSTMCell(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package="speechgen")
+class StepUpsampling(layers.Layer):
+    """An upper tier's upsampled output, one vector per lower-tier step.
+
+    The learned part is the ``Dense(ratio * width)`` before it (``top_upsample``); this
+    layer only lays each upper step's ``ratio`` vectors out along time and cuts the
+    result to the lower tier's step count (a call of ``T`` lower steps has
+    ``ceil(T / ratio)`` upper steps).
+
+    Args:
+        ratio: lower-tier steps per upper-tier step.
+    Shapes:
+        ``(B, S, ratio * width)`` and the lower tier's input ``(B, T, ...)`` ->
+        ``(B, T, width)``.
+    """
+
+    def __init__(self, ratio, **kwargs):
+        super().__init__(**kwargs)
+        self.ratio = int(ratio)
+
+    def call(self, upper, lower):
+        ops = keras.ops
+        width = upper.shape[-1] // self.ratio
+        shape = ops.shape(upper)
+        steps = ops.reshape(upper, (shape[0], shape[1] * self.ratio, width))
+        return steps[:, : ops.shape(lower)[1]]
+
+    def compute_output_shape(self, upper_shape, lower_shape):
+        return (upper_shape[0], lower_shape[1], upper_shape[-1] // self.ratio)
+
+    def get_config(self):
+        return {**super().get_config(), "ratio": self.ratio}

@@ -19,12 +19,13 @@ from ..errors import SpeechgenError
 from .checkpoint_state import CheckpointState
 from .multi_worker import MultiWorkerFit
 from .heads import make_head, reshape_tail
-from .layers import PhoneEncoding, RecurrentOnlyLSTMCell, ScheduledNoise
+from .layers import PhoneEncoding, RecurrentOnlyLSTMCell, ScheduledNoise, StepUpsampling
 
 # The version of the saved model layout (SpeechRNN's config). Bump it when a change
 # makes older speechgen versions misread new files; files without it are format 1.
-# Format 2 adds heads (output, levels, quantisation) and the tiered predictor.
-FORMAT_VERSION = 2
+# Format 2 adds heads (output, levels, quantisation) and the tiered predictor; format 3
+# an upper frame tier (top_units, top_frame).
+FORMAT_VERSION = 3
 
 
 @keras.saving.register_keras_serializable(package="speechgen")
@@ -87,6 +88,15 @@ class SpeechRNN(MultiWorkerFit, CheckpointState, keras.Model):
         input_embedding: 0 for real-valued predictor inputs, else each input sample is
             quantised and embedded in this many dimensions (``input_embedding``
             layer; SampleRNN's embedding), categorical heads only.
+        top_units: empty for at most one frame tier; else an upper frame tier (SampleRNN's
+            top tier), one stateful LSTM per entry (``top_lstm_0``, ...), above the LSTM
+            stack, tiered models only. Its step ``s`` reads the newest ``top_frame``
+            samples of lower step ``s * r``'s window (``r = top_frame // hop``; the
+            samples just before lower steps ``s*r .. s*r + r - 1``, so it is causal)
+            and, phone-conditioned, that step's phones (which then reach this tier
+            only); ``Dense(r * units[0])`` (``top_upsample``) gives one vector per lower
+            step, concatenated with the lower tier's input frame.
+        top_frame: samples per upper-tier step (a multiple of ``hop``, ``<= window``).
 
     Shapes:
         inputs ``frames (batch_size, steps, window + lookahead)`` float32
@@ -126,11 +136,15 @@ class SpeechRNN(MultiWorkerFit, CheckpointState, keras.Model):
         predictor_units=(),
         predictor_window=0,
         input_embedding=0,
+        top_units=(),
+        top_frame=0,
         **kwargs,
     ):
         head = make_head(output, levels, quantisation, output_activation)
         predictor_units = list(predictor_units or [])
         predictor_window = predictor_window or hop
+        top_units = list(top_units or [])
+        top_ratio = top_frame // hop if top_units else 1
         lookahead = hop - 1 if predictor_units else 0
         regulariser = keras.regularizers.L2(l2) if l2 else None
         # A per-layer policy, not keras.mixed_precision.set_global_policy: loading or
@@ -143,12 +157,18 @@ class SpeechRNN(MultiWorkerFit, CheckpointState, keras.Model):
             x = ScheduledNoise(input_noise, name="input_noise", dtype=hidden)(x)
         if input_dropout:
             x = layers.Dropout(input_dropout, name="input_dropout", dtype=hidden)(x)
-        inputs = frames
+        inputs, ids = frames, None
         if phones:
             ids = keras.Input(batch_shape=(batch_size, None, phone_context), dtype="int32", name="phones")
+            inputs = [frames, ids]
+        if top_units:
+            # Phones, if any, condition the upper tier only (the phones of its steps).
+            top = _upper_tier(x, ids, window, top_frame, top_ratio, top_units, units[0], dropout, regulariser,
+                              hidden, phones, phone_embedding)
+            x = layers.Concatenate(name="frames_and_top", dtype=hidden)([x, top])
+        elif phones:
             encoded = PhoneEncoding(len(phones), phone_embedding, name="phone_encoding", dtype=hidden)(ids)
             x = layers.Concatenate(name="frames_and_phones", dtype=hidden)([x, encoded])
-            inputs = [frames, ids]
         for i, size in enumerate(units):
             if i and dropout:
                 x = layers.Dropout(dropout, name=f"dropout_{i}", dtype=hidden)(x)
@@ -186,6 +206,9 @@ class SpeechRNN(MultiWorkerFit, CheckpointState, keras.Model):
         self.predictor_units = predictor_units
         self.predictor_window = int(predictor_window)
         self.input_embedding = int(input_embedding)
+        self.top_units = top_units
+        self.top_frame = int(top_frame) if top_units else 0
+        self.top_ratio = top_ratio  # lower-tier steps per upper-tier step (1: no upper tier)
         self.window = window
         self.hop = hop
         self.units = list(units)
@@ -292,6 +315,8 @@ class SpeechRNN(MultiWorkerFit, CheckpointState, keras.Model):
             "predictor_units": self.predictor_units,
             "predictor_window": self.predictor_window,
             "input_embedding": self.input_embedding,
+            "top_units": self.top_units,
+            "top_frame": self.top_frame,
             "format": FORMAT_VERSION,
         }
 
@@ -341,6 +366,26 @@ def predictor_windows(frames, window, hop, k):
     window + j]`` (the true samples before it, teacher-forced)."""
     index = (window - k) + np.arange(hop)[:, None] + np.arange(k)[None, :]
     return keras.ops.take(frames, index, axis=-1)
+
+
+def _upper_tier(x, ids, window, frame, ratio, units, width, dropout, regulariser, dtype, phones, phone_embedding):
+    """The upper frame tier (see :class:`SpeechRNN`): the lower tier's input ``x (B,
+    T, window)`` (after input noise) and phone ids ``(B, T, C)`` or None -> ``(B, T,
+    width)``, one conditioning vector per lower step; the generator calls the same
+    layers once per ``ratio`` lower steps."""
+    z = x[:, ::ratio, window - frame :]  # upper step s: the frame before lower step s * ratio
+    if ids is not None:
+        encoded = PhoneEncoding(len(phones), phone_embedding, name="phone_encoding", dtype=dtype)(ids[:, ::ratio])
+        z = layers.Concatenate(name="top_frames_and_phones", dtype=dtype)([z, encoded])
+    for i, size in enumerate(units):
+        if i and dropout:
+            z = layers.Dropout(dropout, name=f"top_dropout_{i}", dtype=dtype)(z)
+        z = layers.LSTM(
+            size, return_sequences=True, stateful=True, kernel_regularizer=regulariser, name=f"top_lstm_{i}",
+            dtype=dtype,
+        )(z)
+    z = layers.Dense(ratio * width, kernel_regularizer=regulariser, name="top_upsample", dtype=dtype)(z)
+    return StepUpsampling(ratio, name="top_steps", dtype=dtype)(z, x)
 
 
 def _sample_predictor(frames, tier, head, window, hop, units, k, embedding, regulariser, dtype):
@@ -399,6 +444,8 @@ def build_model(config, sample_rate, normaliser, data, batch_size=None, phones=N
         predictor_units=config.predictor_units,
         predictor_window=config.predictor_window,
         input_embedding=config.input_embedding,
+        top_units=config.top_units,
+        top_frame=config.top_frame,
     )
 
 
