@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from speechgen.data.framing import Framing
-from speechgen.generate import Generator, draw_seed
+from speechgen.generate import Generator, draw_key
 from speechgen.model import SpeechRNN
 
 SEED = 7
@@ -58,22 +58,22 @@ def reference(model, prime, n_steps, phones=None, temperature=1.0, noise=0.0):
             if not la:
                 for v, s in zip(net._rnn_state_variables(), states):
                     v.assign(s)
-                y = net.head.sample(call(t)[:, q], draw_seed(SEED, i), temperature, noise).numpy()
+                y = net.head.sample(call(t)[:, q], draw_key(SEED, i), temperature, noise).numpy()
                 signal[:, first : first + h] = y
                 continue
             for j in range(h):
                 for v, s in zip(net._rnn_state_variables(), states):
                     v.assign(s)
                 logits = call(t)[:, q, j : j + 1]
-                drawn = net.head.sample(logits, draw_seed(SEED, i * h + j), temperature, noise).numpy()
+                drawn = net.head.sample(logits, draw_key(SEED, i, j), temperature, noise).numpy()
                 signal[:, first + j] = drawn[:, 0]
         # The last call read every sample the block's steps read: the state is the block's.
     return signal[:, start : start + n_steps * h]
 
 
-def generated(model, prime, n_steps, phones=None, temperature=1.0, noise=0.0, streams=None):
+def generated(model, prime, n_steps, phones=None, temperature=1.0, noise=0.0, streams=None, lookup=True):
     streams = streams or np.atleast_2d(prime).shape[0]
-    gen = Generator(model, streams=streams, seed=SEED, temperature=temperature, noise=noise)
+    gen = Generator(model, streams=streams, seed=SEED, temperature=temperature, noise=noise, lookup=lookup)
     out = gen.generate(prime, n_steps * model.hop, phones=phones)
     return np.atleast_2d(out)
 
@@ -100,13 +100,18 @@ def test_compiled_generation_equals_keras_step_by_step(window, hop, hoist, head)
 
 
 # Input embedding is for categorical heads only (the config refuses it otherwise).
-@pytest.mark.parametrize("head, embedding", [("categorical", 0), ("categorical", 4), ("mse-linear", 0)])
-def test_tiered_generation_equals_keras_per_sample(head, embedding):
+@pytest.mark.parametrize("head, embedding, lookup", [("categorical", 0, True), ("categorical", 4, True),
+                                                    ("categorical", 4, False), ("mse-linear", 0, True)])
+def test_tiered_generation_equals_keras_per_sample(head, embedding, lookup):
+    """With an input embedding, ``lookup`` runs the predictor's first layer as tables
+    (the default) or as the model's own Embedding and Dense: both equal Keras."""
     model = model_for(8, 8, units=(16,), predictor_units=[12, 10], input_embedding=embedding, **HEADS[head])
     prime = np.random.default_rng(2).normal(scale=0.3, size=(2, 45)).astype("float32")
     noise = 0.05 if head.startswith("mse") else 0.0
     expected = reference(model, prime, 6, noise=noise)
-    got = generated(model, prime, 6, noise=noise)
+    got = generated(model, prime, 6, noise=noise, lookup=lookup)
+    if embedding:
+        assert (Generator(model, lookup=lookup)._table is not None) == lookup
     assert got.shape == (2, 48)
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
@@ -170,7 +175,7 @@ def test_temperature_sharpens_the_distribution():
     logits = tf.constant(np.tile(np.log([[0.1, 0.2, 0.3, 0.4]]), (20000, 1))[:, None, :], tf.float32)
     values = head._values
     for t in (1.0, 0.5):
-        drawn = head.sample(logits, tf.constant([1, 2], tf.int64), t).numpy().ravel()
+        drawn = np.asarray(head.sample(logits, draw_key(1, 2), t)).ravel()
         share = np.array([(drawn == v).mean() for v in values])
         p = np.array([0.1, 0.2, 0.3, 0.4]) ** (1 / t)
         np.testing.assert_allclose(share, p / p.sum(), atol=0.015)
@@ -196,3 +201,14 @@ def test_a_prime_gives_the_steps_whose_targets_lie_inside_it():
     assert Framing(16, 16).steps(32) == 1
     assert Framing(16, 1).steps(47) == 31
     assert Framing(10, 4).steps(57) == 11
+
+
+def test_stream_n_draws_what_stream_n_of_a_wider_run_draws():
+    """Draws are indexed by stream: one stream alone generates what the first stream
+    of a 3-stream run with the same prime does (temperature 1, a tiered model)."""
+    model = model_for(8, 8, units=(16,), predictor_units=[12], input_embedding=3, output="categorical", levels=16)
+    prime = np.random.default_rng(6).normal(scale=0.3, size=(1, 40)).astype("float32")
+    one = generated(model, prime, 8)
+    three = generated(model, np.repeat(prime, 3, axis=0), 8)
+    np.testing.assert_allclose(three[0], one[0], atol=1e-6)
+    assert not np.allclose(three[1], one[0])  # the same prime and maths, but stream 1's draws

@@ -86,3 +86,13 @@ class Framing:
                                  self.hop, axis=-1)
         targets = tf.signal.frame(used[:, self.window :], self.hop, self.hop, axis=-1)
         return inputs, targets
+
+    def step_inputs(self, blocks):
+        """NumPy: ``(B, n)`` samples -> the steps' inputs ``(B, steps, input_length)``
+        float32, as :meth:`frame` gives them (without the targets)."""
+        import numpy as np
+
+        blocks = np.asarray(blocks, np.float32)
+        steps = self.steps(blocks.shape[-1])
+        starts = np.arange(steps) * self.hop
+        return blocks[:, starts[:, None] + np.arange(self.input_length)]

@@ -20,6 +20,7 @@ import keras
 import numpy as np
 
 from ..data import quantise as q
+from . import draws
 
 HEADS = ("mse", "categorical")
 
@@ -74,34 +75,6 @@ class ExpectedValueMSE(keras.metrics.Mean):
         return {**super().get_config(), "levels": self.levels, "quantisation": self.quantisation}
 
 
-_RANDOM = {}
-
-
-def _compiled_random(kind):
-    """Stateless random numbers, always drawn by XLA: XLA's generator gives other numbers
-    than TensorFlow's for the same seed, and the compiled generation loop is XLA, so a
-    step-by-step reference must draw through XLA too to see the same numbers."""
-    if kind not in _RANDOM:
-        import tensorflow as tf
-
-        if kind == "uniform":
-            fn = lambda shape, seed: tf.random.stateless_uniform(shape, seed, minval=1e-20, maxval=1.0)  # noqa: E731
-        else:
-            fn = lambda shape, seed: tf.random.stateless_normal(shape, seed)  # noqa: E731
-        _RANDOM[kind] = tf.function(fn, jit_compile=True)
-    return _RANDOM[kind]
-
-
-def random_uniform(shape, seed):
-    """Uniform in (0, 1), float32, from a shape-(2,) int seed."""
-    return _compiled_random("uniform")(shape, seed)
-
-
-def random_normal(shape, seed):
-    """Standard normal, float32, from a shape-(2,) int seed."""
-    return _compiled_random("normal")(shape, seed)
-
-
 class MSEHead:
     """Regression: the network outputs ``hop`` samples per step.
 
@@ -139,14 +112,13 @@ class MSEHead:
         """A point prediction in normalised units, ``(..., hop)``."""
         return outputs
 
-    def sample(self, outputs, seed, temperature=0.0, noise=0.0):
-        """Draw the next samples (TensorFlow, stateless): the prediction plus
-        ``noise`` x N(0, 1). ``seed`` is a shape-(2,) int tensor."""
-        import tensorflow as tf
-
+    def sample(self, outputs, draw_key, temperature=0.0, noise=0.0):
+        """Draw the next samples: the prediction plus ``noise`` x N(0, 1), the normal
+        numbers drawn for ``draw_key`` (:func:`speechgen.model.draws.key`)."""
         if not noise:
             return outputs
-        return outputs + noise * tf.cast(random_normal(tf.shape(outputs), seed), outputs.dtype)
+        shape = tuple(outputs.shape)
+        return outputs + noise * keras.ops.cast(draws.normal(shape, draw_key), outputs.dtype)
 
     def describe(self):
         return f"mse ({self.activation} output)"
@@ -193,21 +165,31 @@ class CategoricalHead:
         p = ops.softmax(ops.cast(outputs, "float32"), axis=-1)
         return ops.sum(p * ops.convert_to_tensor(self._values), axis=-1)
 
-    def sample(self, outputs, seed, temperature=1.0, noise=0.0):
-        """Draw one class per sample from ``softmax(logits / temperature)`` (argmax at 0)
-        and decode it (TensorFlow, stateless). ``seed``: shape-(2,) int tensor.
+    def sample_classes(self, outputs, draw_key, temperature=1.0):
+        """Draw one class per sample from ``softmax(logits / temperature)`` (argmax at 0):
+        ``outputs (..., levels)`` -> int32 class ids ``(...)``.
 
-        Returns the drawn samples' values ``(..., hop)`` float32."""
-        import tensorflow as tf
+        Inverse-CDF sampling with one uniform number per sample (drawn for ``draw_key``,
+        :func:`speechgen.model.draws.key`): the class is the number of cumulative
+        probabilities below ``u`` x their total. One ``exp`` per level and one random
+        number per sample; the Gumbel-max trick it replaces needed a random number and
+        two logarithms per level, which was half of the generation time."""
+        ops = keras.ops
+        logits = ops.cast(outputs, "float32")
+        if not temperature:
+            return ops.cast(ops.argmax(logits, axis=-1), "int32")
+        shape = tuple(logits.shape)
+        weights = ops.exp((logits - ops.max(logits, axis=-1, keepdims=True)) / temperature)
+        cumulative = ops.cumsum(weights, axis=-1)
+        u = draws.uniform((*shape[:-1], 1), draw_key) * cumulative[..., -1:]
+        below = ops.sum(ops.cast(cumulative < u, "int32"), axis=-1)
+        return ops.minimum(below, self.levels - 1)
 
-        logits = tf.cast(outputs, tf.float32)
-        if temperature:
-            # Gumbel-max: argmax(logits / T + G), G = -log(-log U), is a draw from
-            # softmax(logits / T); unlike a multinomial op it compiles with XLA.
-            u = random_uniform(tf.shape(logits), seed)
-            logits = logits / temperature - tf.math.log(-tf.math.log(u))
-        classes = tf.argmax(logits, axis=-1, output_type=tf.int32)
-        return tf.gather(tf.constant(self._values), classes)
+    def sample(self, outputs, draw_key, temperature=1.0, noise=0.0):
+        """Drawn samples' values ``(...)`` float32 for logits ``(..., levels)``
+        (:meth:`sample_classes`, decoded)."""
+        classes = self.sample_classes(outputs, draw_key, temperature)
+        return keras.ops.take(keras.ops.convert_to_tensor(self._values), classes)
 
     def describe(self):
         return f"categorical ({self.levels} {self.quantisation} levels)"
