@@ -63,6 +63,7 @@ def training_data(p, tmp):
     corpus = load_corpus(data, config.split, config.seed)
     normaliser = Normaliser.fit(config.normalisation, corpus.splits["train"])
     phones = _phones_for(config, corpus)
+    quantise = (config.levels, config.quantisation) if config.output == "categorical" else None
     ds, schedule = split_batches(corpus, "train", normaliser, Framing.of(config),
-                                 config.batch_size, phones)
+                                 config.batch_size, phones, quantise=quantise)
     return config, corpus, normaliser, phones, data, ds, schedule

@@ -13,6 +13,7 @@ import platform
 import resource
 import tempfile
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,57 @@ def lstm_flops(window, hop, units, extra_inputs=0):
         total += 2 * (inputs + u) * 4 * u
         inputs = u
     return total + 2 * inputs * hop
+
+
+# The layers of a tiered model that run once per sample (SampleRNN's sample-level MLP):
+# the predictor and, below it, the head's output layer. The upper tier (``top_*``) runs
+# once per ``top_frame`` samples; every other layer (the frame tier, its hoisted input
+# projection, the upsampling, an untiered model's output layer) once per ``hop``.
+PER_SAMPLE_LAYERS = ("predictor_input", "predictor_", "next_samples")
+
+
+def layer_flops(model):
+    """``[(layer name, forward FLOPs per call, samples per call)]`` of every matmul of a
+    built :class:`SpeechRNN`, read from its layers' kernels (a multiply-add counts 2):
+
+    - ``Dense`` with kernel ``(in, out)``: ``2 * in * out`` per call;
+    - ``LSTM`` of ``units`` on ``in`` inputs (kernel ``(in, 4 units)``, recurrent kernel
+      ``(units, 4 units)``): ``2 * (in + units) * 4 * units`` per step; the recurrent-only
+      cell of ``hoist_input`` has the recurrent kernel only (its input kernel is the
+      ``lstm_0_input`` Dense), so the model's total is the same;
+    - embeddings, phone encodings, activations, biases, gates: 0 (lookups, or O(units)).
+
+    Samples per call: 1 for a tiered model's predictor and output layer, ``top_frame`` for
+    the upper tier, ``hop`` for everything else (the frame tier and the upsampling).
+    """
+    from keras import layers
+
+    tiered = bool(model.predictor_units)
+    out = []
+    for layer in model.layers:
+        if isinstance(layer, layers.Dense):
+            flops = 2 * int(np.prod(layer.kernel.shape))
+        elif isinstance(layer, layers.RNN):
+            cell = layer.cell
+            flops = 2 * sum(int(np.prod(w.shape)) for w in (getattr(cell, "kernel", None), cell.recurrent_kernel)
+                            if w is not None)
+        else:
+            continue
+        if layer.name.startswith("top_"):
+            period = model.top_frame
+        elif tiered and layer.name.startswith(PER_SAMPLE_LAYERS):
+            period = 1
+        else:
+            period = model.hop
+        out.append((layer.name, flops, period))
+    return out
+
+
+def flops_per_sample(model):
+    """Forward FLOPs per sample of ``model`` (see :func:`layer_flops`): the sum over its
+    matmuls of FLOPs per call / samples per call. Training counts 3 x this (forward,
+    and the two matmuls of the backward pass). A float (exact for the recipes)."""
+    return float(sum(Fraction(flops, period) for _, flops, period in layer_flops(model)))
 
 
 def machine():
@@ -141,7 +193,9 @@ class _StepClock:
 
 def bench_train(p):
     """Train steps through ``model.fit`` on the tf.data pipeline (repeated), compiled as
-    ``speechgen train`` compiles (``jit_compile`` from the config)."""
+    ``speechgen train`` compiles (the head's loss and metrics, ``jit_compile`` from the
+    config; categorical heads get class-id targets from the pipeline, as in training).
+    FLOPs: :func:`flops_per_sample` of the built model, x3 for training."""
     from speechgen.model import build_model
     from speechgen.training.callbacks import ResetStates
     from speechgen.training.optimizer import make_optimizer
@@ -169,7 +223,7 @@ def bench_train(p):
             model.reset_rnn_states()
             del plain
         jit = {"on": {"jit_compile": True}, "off": {"jit_compile": False}}.get(config.jit_compile, {})
-        model.compile(optimizer=make_optimizer(config), loss="mse", **jit)
+        model.compile(optimizer=make_optimizer(config), loss=model.head.loss(), metrics=model.head.metrics(), **jit)
         clock = _StepClock()
         warm, timed = p["warm"], p["timed"]
         model.fit(ds.repeat(), steps_per_epoch=warm + timed, epochs=1, shuffle=False, verbose=0,
@@ -181,7 +235,8 @@ def bench_train(p):
         per_batch = config.batch_size * config.seq_len
         out = {
             "variant": variant_of(config), "hoist_input": config.hoist_input, "jit_compile": config.jit_compile,
-            "mixed_precision": config.mixed_precision, "window": config.window,
+            "mixed_precision": config.mixed_precision, "window": config.window, "head": model.head.describe(),
+            "predictor_units": config.predictor_units, "parameters": model.count_params(),
             "hop": config.hop, "units": config.units, "batch_size": config.batch_size,
             "seq_len": config.seq_len, "warm_steps": warm, "timed_steps": timed,
             "first_step_s": clock.ends[0] - clock.begin, "step_s": step, "step_times_s": steps.tolist(),
@@ -191,10 +246,11 @@ def bench_train(p):
             "data": "one WAV file, phones=none" if p["data"] == "file" else
                     f"folder of {p['utterances']} x {p['seconds']} s utterances with .PHN",
         }
-        # Phone inputs widen the first layer's input: one-hot (n_phones) or an embedding, per context position.
-        extra = (config.phone_embedding or len(phones[0])) * phones[2] if phones else 0
-        fwd = lstm_flops(config.window, config.hop, config.units, extra)
-        out["flops_per_step_forward"] = fwd
+        # Read from the built model's layers (phone inputs widen the first LSTM's kernel;
+        # a tiered model's predictor runs per sample): per model step = hop samples.
+        per_sample = flops_per_sample(model)
+        out["flops_per_sample_forward"] = per_sample
+        out["flops_per_step_forward"] = fwd = per_sample * config.hop
         out["flops_per_step_train"] = 3 * fwd
         out["achieved_gflops"] = 3 * fwd * per_batch / step / 1e9
         out["matmul_gflops_here"] = here

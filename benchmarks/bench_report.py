@@ -1,4 +1,4 @@
-"""The suite's report: targets (PASS/MISS against issue 6's figures) and the markdown
+"""The suite's report: targets (PASS/MISS against issue 6's and issue 14's figures) and the markdown
 written between the ``bench:begin``/``bench:end`` markers of docs/benchmarks.md (the rest
 of that page is hand-written and kept). The JSON report is the suite's own dict.
 """
@@ -7,13 +7,26 @@ from pathlib import Path
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
-# Targets of issue 6.
+# Targets of issue 6, then issue 14's (the recommended recipes).
 TARGETS = {
     "frame16k_train_share": 0.85,
     "gen_rtf_1": 4.0,
     "gen_rtf_64": 100.0,
     "pipeline_ratio": 10.0,
+    "recipe_train_share": 0.5,
+    "recipe_gen_rtf_1": 2.0,
+    "recipe_gen_ceiling_share": 0.6,
 }
+RATE = 16000
+LOOP = "compiled loop (one call)"
+NAIVE = "naive model.predict per sample"
+
+
+def recipe_generation(m):
+    """The speech recipe's generation rows of all stream counts, in run order, each with
+    the measurement it came from: ``[(row, measurement)]``."""
+    return [(row, v) for k, v in m.items() if k.startswith("recipe-generation/") and "rows" in v["result"]
+            for row in v["result"]["rows"]]
 
 
 def summarise(report):
@@ -26,12 +39,14 @@ def summarise(report):
 
     mm = get("matmul", "matmul")
     f16 = get("train", "frame16k")
-    if mm:
-        # The ceiling: the best float32 rate seen in this run (section 1, or re-measured
-        # beside each frame16k training measurement).
-        here = [v["result"].get("matmul_gflops_here") or 0 for k, v in m.items() if k.startswith("train/")]
-        report["ceiling_gflops_f32"] = max([mm["ceiling_gflops_f32"], *here])
-    if mm and f16:
+    # The ceiling: the best float32 rate seen in this run (section 1, or re-measured
+    # beside each frame16k or recipe training measurement and the recipe's generation).
+    here = [v["result"].get("matmul_gflops_here") or 0 for k, v in m.items()
+            if k.startswith(("train/", "recipe-train/", "recipe-generation/"))]
+    if mm or any(here):
+        report["ceiling_gflops_f32"] = max(([mm["ceiling_gflops_f32"]] if mm else []) + here)
+    ceiling = report.get("ceiling_gflops_f32")
+    if ceiling and f16:
         ceiling = report["ceiling_gflops_f32"]
         share = f16["achieved_gflops"] / ceiling
         best = max((r for k, v in m.items() if k.startswith("train/frame16k") for r in [v["result"]]),
@@ -53,7 +68,7 @@ def summarise(report):
         targets.append({"target": f"sample-level generation, {many['streams']} streams, aggregate real-time factor",
                         "measured": many["real_time_factor"], "want": TARGETS["gen_rtf_64"], "unit": "x",
                         "note": f"best: {bestn['method']} {bestn['real_time_factor']:.1f}x"})
-        if mm:
+        if ceiling:
             cap = report["ceiling_gflops_f32"] * 1e9 / gen["flops_per_sample"] / gen["rate"]
             report["generation_ceiling_rtf"] = cap
     for preset in ("frame16k", "sample-phones"):
@@ -62,6 +77,34 @@ def summarise(report):
             targets.append({"target": f"{preset} input pipeline alone / training consumption",
                             "measured": pl["samples_per_s"] / tr["samples_per_s"],
                             "want": TARGETS["pipeline_ratio"], "unit": "x", "note": ""})
+    for preset in ("speech", "music"):
+        tr = get("recipe-train", preset)
+        if tr and ceiling:
+            rows = [v["result"] for k, v in m.items() if k.startswith(f"recipe-train/{preset}")]
+            best = max(rows, key=lambda r: r["achieved_gflops"])
+            targets.append({"target": f"{preset} recipe training FLOP/s share of the float32 matmul rate",
+                            "measured": tr["achieved_gflops"] / ceiling, "want": TARGETS["recipe_train_share"],
+                            "unit": "share",
+                            "note": f"best variant: {best['variant']} {best['achieved_gflops'] / ceiling:.0%}"})
+    rows = recipe_generation(m)
+    if rows:
+        fps = rows[0][1]["result"]["flops_per_sample"]
+        if ceiling:
+            report["recipe_generation_ceiling_rtf"] = ceiling * 1e9 / fps / RATE
+        one = [r for r, _ in rows if r["streams"] == 1]
+        loop1 = next((r for r in one if r["method"] == LOOP), None)
+        if loop1:
+            best = max(one, key=lambda r: r["real_time_factor"])
+            targets.append({"target": "speech recipe generation, 1 stream, real-time factor",
+                            "measured": loop1["real_time_factor"], "want": TARGETS["recipe_gen_rtf_1"], "unit": "x",
+                            "note": f"best: {best['method']} {best['real_time_factor']:.2f}x"})
+        most = max(r["streams"] for r, _ in rows)
+        loopn = next((r for r, _ in rows if r["streams"] == most and r["method"] == LOOP), None)
+        if loopn and most > 1 and ceiling:
+            cap = report["recipe_generation_ceiling_rtf"]
+            targets.append({"target": f"speech recipe generation, {most} streams, share of the FLOP-rate ceiling",
+                            "measured": loopn["real_time_factor"] / cap, "want": TARGETS["recipe_gen_ceiling_share"],
+                            "unit": "share", "note": f"{loopn['real_time_factor']:.1f}x of a {cap:.1f}x ceiling"})
     pr = get("precision", "bf16 vs f32")
     if pr:
         targets.append({"target": "mixed_bfloat16 final loss vs float32 (relative difference, at most)",
@@ -190,7 +233,112 @@ def markdown(report):
                 f"{r['loss_rel_diff']:.3f} (tolerance {r['tolerance']}: "
                 f"{'within' if r['within_tolerance'] else 'OUTSIDE'}). Peak RSS (both runs, one process) "
                 f"{pr['peak_rss_mib']:,.0f} MiB; load {loads(pr)}."]
+    out += recipe_markdown(report, loads)
     return "\n".join(out) + "\n"
+
+
+def _mib(x):
+    return f"{x:,.0f}" if x else "-"
+
+
+def recipe_markdown(report, loads):
+    """Section 6: the recommended recipes (issue 14): training, time to quality, generation."""
+    m, ceiling = report["measurements"], report.get("ceiling_gflops_f32")
+    trains = [(k.split("/", 1)[1], v) for k, v in m.items() if k.startswith("recipe-train/")]
+    ttq = [(k.split("/", 1)[1], v) for k, v in m.items() if k.startswith("time-to-quality/")]
+    gens = recipe_generation(m)
+    if not (trains or ttq or gens):
+        return []
+    out = ["", "### 6. The recommended recipes (configs/speech.yaml, configs/music.yaml)", "",
+           "FLOPs per sample, forward: every Dense and LSTM matmul of the built model at 2 x in x out "
+           "(an LSTM: 2 x (in + units) x 4 units), the frame tier and the upsampling Dense once per hop samples, "
+           "the predictor and the output layer once per sample; training counts 3 x forward "
+           "(`flops_per_sample` in benchmarks/bench_measure.py)."]
+    if trains:
+        out += ["", "#### Training throughput (model.fit on the tf.data pipeline, synthetic audio)", "",
+                "| recipe / variant | step (s), median (min-max) | samples/s | forward FLOP per sample | GFLOP/s "
+                "| share of matmul ceiling | matmul GFLOP/s just before | first step (s) | final loss "
+                "| peak RSS (MiB) | load before / after |",
+                "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for name, v in trains:
+            r = v["result"]
+            share = f"{r['achieved_gflops'] / ceiling:.0%}" if ceiling else ""
+            here = format(r["matmul_gflops_here"], ",.0f") if r.get("matmul_gflops_here") else "-"
+            out.append(f"| {name} | {r['step_s']:.3f} ({min(r['step_times_s']):.3f}-{max(r['step_times_s']):.3f}) "
+                       f"| {r['samples_per_s']:,.0f} | {r['flops_per_sample_forward']:,.0f} | "
+                       f"{r['achieved_gflops']:,.1f} | {share} | {here} | {r['first_step_s']:.1f} | "
+                       f"{r['final_loss']:.4g} | {v['peak_rss_mib']:,.0f} | {loads(v)} |")
+        first = trains[0][1]["result"]
+        out.append(f"\nBatch {first['batch_size']} x {first['seq_len']} steps x {first['hop']} samples, "
+                   f"{first['timed_steps']} timed steps after {first['warm_steps']} warm-up steps; "
+                   f"final loss: cross-entropy in nats per sample.")
+        for name, v in trains:
+            if v["result"].get("max_abs_diff_vs_plain") is not None:
+                out.append(f"\n{name}: logits against the plain model (`hoist_input: false`) with the same weights, "
+                           f"max abs diff {v['result']['max_abs_diff_vs_plain']:.1e} (one batch, float32).")
+    for name, v in ttq:
+        r = v["result"]
+        out += ["", f"#### Time to quality: {name}", ""]
+        if "skipped" in r:
+            out.append(f"Not measured: {r['skipped']}.")
+            continue
+        gate = (f"gate {r['gate_bits']:.3f} bits/sample = LPC baseline {r['lpc_bits']:.3f} "
+                f"- {r['gate_below_lpc']} (validation split, speechgen's `CategoricalBaselines`; "
+                f"histogram {r['histogram_bits']:.3f}, untrained model {r['untrained_bits']:.3f})")
+        scored = (f"{r['valid_batches']} of {r['valid_batches_in_split']} validation batches "
+                  f"({r['valid_samples'] / RATE:.1f} s of speech)")
+        if r["reached"]:
+            before = r.get("check_before")
+            bracket = (f"; the check before, at batch {before['batches']} ({before['train_s']:.1f} s), "
+                       f"scored {before['valid_bits']:.3f}" if before else "")
+            out.append(f"**{r['seconds']:.1f} s** of training (batch {r['batches']}, "
+                       f"{r['batches'] * r['samples_per_batch'] / 1e6:.2f} M samples) until the validation NLL "
+                       f"first reached the {gate}: {r['bits_reached']:.3f} bits/sample{bracket}.")
+        else:
+            last = r["last_check"]
+            tail = (f"; the last check, at batch {last['batches']} ({last['train_s']:.1f} s), scored "
+                    f"{last['valid_bits']:.3f} bits/sample" if last else "")
+            out.append(f"**Not reached in {r['time_limit_s']:.0f} s** of training: the {gate}{tail}.")
+        out.append(f"\nThe weights are snapshotted every {r['check_every']} batches and the newest scored on {scored} "
+                   f"unless the scoring so far took over {r['max_check_share']:.0%} of the training time; once one "
+                   f"meets the gate, the snapshots since the previous scored one are scored in order "
+                   f"({len(r['checks'])} scored, {r['check_s']:.1f} s, not counted); {r['batches_per_epoch']} batches of {r['samples_per_batch']:,} samples "
+                   f"per epoch; {r['parameters']:,} parameters, jit_compile {r['jit_compile']}, hoist_input "
+                   f"{r['hoist_input']}. Load {r['load_before_fit'][0]:.2f} when training started, "
+                   f"{r['load_after_fit'][0]:.2f} at its end (1-minute average); peak RSS "
+                   f"{v['peak_rss_mib']:,.0f} MiB; set-up (corpus, baselines) {r['setup_s']:.0f} s.")
+    if gens:
+        cap = report.get("recipe_generation_ceiling_rtf")
+        first = gens[0][1]["result"]
+        naive = next((r for r, _ in gens if r["method"] == NAIVE), None)
+        out += ["", "#### Generation of the speech recipe (untrained weights; speed does not depend on them)", "",
+                "| streams | method | samples/s | real-time factor | vs naive predict loop | share of FLOP-rate ceiling "
+                "| peak RSS (MiB) | load before / after |",
+                "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for row, _ in gens:
+            vs = f"{row['samples_per_s'] / naive['samples_per_s']:,.0f}x" if naive else ""
+            share = f"{row['real_time_factor'] / cap:.0%}" if cap else ""
+            out.append(f"| {row['streams']} | {row['method']} | {row['samples_per_s']:,.0f} | "
+                       f"{row['real_time_factor']:,.2f}x | {vs} | {share} | {_mib(row.get('peak_rss_mib'))} | "
+                       f"{row['load_before'][0]:.2f} / {row['load_after'][0]:.2f} |")
+        if cap:
+            out.append(f"\nFLOP-rate ceiling: {ceiling:,.1f} GFLOP/s / {first['flops_per_sample']:,.0f} FLOP per "
+                       f"sample / 16 kHz = **{cap:.1f}x** real time in aggregate, however many streams (the "
+                       f"generator's lookup tables{' (on here)' if first.get('lookup_tables') else ''} replace the "
+                       "predictor's first Dense, so it does fewer FLOPs than counted).")
+        checks = "; ".join(f"{v['result']['streams']} streams: {v['result']['per_frame_vs_loop_max_abs_diff']:.1e}"
+                           for k, v in m.items() if k.startswith("recipe-generation/") and "rows" in v["result"])
+        out.append(f"\nPer-frame calls against the one-call loop, same seed and prime (max abs diff of the samples): "
+                   f"{checks}.")
+        for row, _ in gens:
+            if "vs_compiled_max_abs_diff" in row:
+                out.append(f"{row['method']}: {row['steps']} steps, against the compiled loop's first steps: max abs "
+                           f"diff {row['vs_compiled_max_abs_diff']:.1e}, {row['vs_compiled_equal_share']:.0%} of the "
+                           "samples equal.")
+        out.append("Per-row peak RSS: the process's VmHWM, reset before the row (so it includes what earlier rows "
+                   "of the same process keep); each stream count runs in its own process. Timed rows: the "
+                   "fastest of the rounds, run round robin after a compiling run.")
+    return out
 
 
 DOC_TEMPLATE = """# Benchmarks

@@ -9,6 +9,13 @@
 4. generation: sample-level 1 and 64 streams, frame-level, each against the naive
    per-step ``model.predict`` loop measured in the same run;
 5. ``mixed_bfloat16`` against float32: speed and loss after the same steps;
+6. the recommended recipes (issue 14, bench_recipes.py): training throughput of
+   ``speech`` and ``music`` (samples/s, FLOP share of the matmul ceiling); the speech
+   recipe's time to quality on real speech (``../shared/corpora/prompts-real``: seconds
+   until its validation NLL first reaches the LPC baseline minus 0.3 bits/sample);
+   its generation at 1 / 16 / 64 / 256 streams (one compiled loop, one compiled call
+   per frame, and at 1 stream the naive per-sample Keras loops), next to the FLOP-rate
+   ceiling;
 
 and the peak memory (max RSS) of each: every measurement runs in its own subprocess.
 Writes JSON (``--json``, default docs/benchmarks.json) and the generated part of
@@ -22,9 +29,10 @@ This file is the driver: the plan, one subprocess per measurement, the command l
 bench_data.py writes the audio (with tests/fixtures.py), bench_measure.py measures,
 bench_report.py summarises and writes the markdown.
 
-    bin/bench                      # the full suite, a few minutes on 2 cores
+    bin/bench                      # the full suite, about 15 minutes on 2 cores
     bin/bench --smoke --json /tmp/b.json --md /tmp/b.md
     bin/bench --only matmul,generation
+    bin/bench --only matmul,recipe-train,time-to-quality,recipe-generation   # issue 14's
 """
 
 import argparse
@@ -41,10 +49,16 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [p for p in (str(ROOT), str(HERE)) if p not in sys.path]
 
-from bench_measure import KINDS, load, machine, peak_rss_mib  # noqa: E402
+import bench_measure  # noqa: E402
+import bench_recipes  # noqa: E402
+from bench_measure import load, machine, peak_rss_mib  # noqa: E402
 from bench_report import markdown, summarise, write_markdown  # noqa: E402
 
-SECTIONS = ("matmul", "train", "pipeline", "generation", "precision")
+KINDS = {**bench_measure.KINDS, **bench_recipes.KINDS}
+SECTIONS = ("matmul", "train", "pipeline", "generation", "precision", "recipe-train", "time-to-quality",
+            "recipe-generation")
+# The speech recipe's stream counts (issue 14).
+RECIPE_STREAMS = (1, 16, 64, 256)
 
 
 def with_sets(p, **sets):
@@ -75,12 +89,16 @@ def plan(smoke):
              {**gen, "units": [8, 8], "window": 16, "hop": 1}),
             ("generation", "frame-level", "generation", {**gen, "units": [8], "window": 100, "hop": 100}),
             ("precision", "bf16 vs f32", "precision", {**tiny_frame, "warm": 1, "timed": 2}),
+            *recipe_plan(smoke=True),
         ]
     frame = {"preset": "frame16k", "data": "file", "seconds": 20 * 60, "ceiling_shape": [800, 16000, 2400]}
     sample = {"preset": "sample-phones", "data": "folder", "utterances": 40, "seconds": 2.0}
     return [
         ("matmul", "matmul", "matmul", {
-            "shapes": [[2048, 2048, 2048], [800, 16000, 2400], [16, 16000, 2400], [64, 192, 512], [1, 192, 512]],
+            # frame16k's and the sample-level model's shapes, then the recipes' predictor
+            # layer in training (32 x 32 x 16 rows) and in generation (256 and 1 streams).
+            "shapes": [[2048, 2048, 2048], [800, 16000, 2400], [16, 16000, 2400], [64, 192, 512], [1, 192, 512],
+                       [16384, 256, 256], [256, 256, 256], [1, 256, 256]],
             "dtypes": ["float32", "bfloat16"], "repeats": 5, "min_seconds": 0.3}),
         ("train", "frame16k", "train", {**frame, "warm": 3, "timed": 5, "forward": True}),
         ("train", "frame16k hoist_input", "train", {**with_sets(frame, hoist_input=True), "warm": 2, "timed": 5}),
@@ -102,7 +120,51 @@ def plan(smoke):
             "preset": "frame16k", "data": "file", "seconds": 120, "warm": 5, "timed": 55,
             "sets": {"window": 200, "hop": 200, "seq_len": 50, "batch_size": 16, "units": [256, 256],
                      "learning_rate": 0.01}}),
+        *recipe_plan(smoke=False),
     ]
+
+
+# The recipes at tiny sizes (smoke): the same layers and heads, a few units each.
+TINY_RECIPE = {"units": [8], "predictor_units": [8, 8], "input_embedding": 4}
+
+
+def recipe_plan(smoke):
+    """Issue 14's measurements of the recommended recipes (bench_recipes.py)."""
+    tiny = TINY_RECIPE if smoke else {}
+    train = {"data": "file", "seconds": 4 if smoke else 300, "warm": 1 if smoke else 3, "timed": 2 if smoke else 10}
+    if smoke:
+        train["sets"] = {**tiny, "batch_size": 4, "seq_len": 4}
+    else:
+        train["ceiling_shape"] = [2048, 2048, 2048]
+    rows = []
+    for preset in ("speech", "music"):
+        base = {**train, "preset": preset, "sets": {**train.get("sets", {})}}
+        if smoke and preset == "music":
+            base["sets"]["units"] = [12]
+        rows.append(("recipe-train", preset, "train", base))
+        if not (smoke and preset == "music"):  # smoke: the speech recipe's variant checks the maths
+            rows.append(("recipe-train", f"{preset} hoist_input + jit_compile", "train",
+                         with_sets(base, hoist_input=True, jit_compile="on")))
+    ttq = {"preset": "speech", "corpus": "prompts-real", "gate_below_lpc": 0.3}
+    if smoke:
+        ttq.update(sets={**tiny, "batch_size": 4, "seq_len": 4}, check_every=2, valid_batches=2, time_limit=3,
+                   baseline_samples=100_000)
+    else:
+        ttq.update(check_every=10, valid_batches=0, time_limit=1200, max_check_share=0.25)
+    rows.append(("time-to-quality", "speech on prompts-real", "time_to_quality", ttq))
+    for n in (1, 4) if smoke else RECIPE_STREAMS:
+        gen = {"preset": "speech", "streams": n, "rounds": 1 if smoke else 2, "prime": 64 if smoke else 1024}
+        if smoke:
+            gen.update(sets=tiny, seconds=(8 if n == 1 else 4) * 16 / 16000, naive_steps=2, naive_call_steps=2)
+        else:
+            # A few seconds of audio per row (aggregate), more at one stream.
+            gen.update(seconds={1: 4.0, 16: 1.0, 64: 0.5, 256: 0.25}[n], naive_steps=4, naive_call_steps=16)
+            if n == 1:
+                gen["ceiling_shape"] = [2048, 2048, 2048]
+        if n != 1:
+            gen["naive_steps"] = 0
+        rows.append(("recipe-generation", f"speech, {n} stream{'s' if n > 1 else ''}", "recipe_generation", gen))
+    return rows
 
 
 def run_one(kind, params, inline):
