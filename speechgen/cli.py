@@ -50,6 +50,19 @@ class _Group(click.Group):
             ctx.exit(err.exit_code)
 
 
+def _keras_backend():
+    """The backend Keras will use, read as Keras reads it (``KERAS_BACKEND``, else
+    ``$KERAS_HOME/keras.json``, default ``~/.keras``), without importing Keras (which
+    under TensorFlow would import it with its chatter)."""
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
+    try:
+        return json.loads((home / "keras.json").read_text()).get("backend", "tensorflow")
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
 def _quiet_tensorflow():
     """Import TensorFlow without its C++ start-up chatter (CUDA probes, oneDNN notes).
 
@@ -57,8 +70,8 @@ def _quiet_tensorflow():
     pointed at /dev/null for the import alone; a failing import still raises normally.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if "tensorflow" in sys.modules:
-        return
+    if "tensorflow" in sys.modules or _keras_backend() != "tensorflow":
+        return  # under another backend sample and say need no TensorFlow at all
     sys.stderr.flush()
     saved = os.dup(2)
     try:

@@ -16,6 +16,8 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import write_pcm16
+from speechgen.data.corpus import Normaliser
 from speechgen.generate import Generator
 from speechgen.model import SpeechRNN, draws
 
@@ -124,7 +126,8 @@ def _build(name):
     keras.utils.set_random_seed(3)
     rng = np.random.default_rng(5)
     if name == "frame-mse":  # write-up 1: frame-level, MSE (tanh), 2 x LSTM
-        model = SpeechRNN(window=12, hop=12, units=[16, 8], batch_size=3, output_activation="tanh")
+        model = SpeechRNN(window=12, hop=12, units=[16, 8], batch_size=3, output_activation="tanh",
+                          normaliser=Normaliser("minmax", 0.0, 1.0).to_dict())
         context, steps, prime_len, n, noise = 0, (3, 3), 61, 60, 0.05
     elif name == "tiered-embedding-phones":  # tiered categorical, input embedding, embedded phones
         model = SpeechRNN(window=8, hop=4, units=[16], batch_size=3, output="categorical", levels=32,
@@ -181,6 +184,16 @@ for i, (seed, step, sub) in enumerate(inputs["keys"].tolist()):
         outputs[f"jit_{kind}{i}"] = keras.ops.convert_to_numpy(value)
     # A key with a traced step (as in the compiled loop) equals one with a Python step.
     outputs[f"traced_key{i}"] = jax.jit(lambda s: draws.key(seed, s, sub))(np.uint32(step).view(np.int32))
+# The command line a JAX-only machine runs: speechgen sample on the frame-level model.
+from speechgen.cli import main as cli_main
+from speechgen.data.audio import read_audio
+
+try:
+    cli_main(["sample", inputs["frame-mse/path"], "--prime", inputs["cli/prime"], "--seconds", "0.05",
+              "--out", inputs["cli/out"]], standalone_mode=False)
+except SystemExit as done:  # the command's own exit
+    assert not done.code, done.code
+outputs["cli/wav"] = read_audio(inputs["cli/out"]).read()
 outputs["tensorflow_imported"] = "tensorflow" in sys.modules
 """
 
@@ -207,6 +220,9 @@ def runs(tmp_path_factory):
                 arrays[f"{name}/x{c}"], arrays[f"{name}/ids{c}"] = x
             else:
                 arrays[f"{name}/x{c}"] = x
+    # speechgen sample under JAX: the frame-level model from a WAV prime (minmax [-1, 1]).
+    arrays.update({"cli/prime": str(tmp / "prime.wav"), "cli/out": str(tmp / "cli.wav")})
+    write_pcm16(tmp / "prime.wav", 16000, np.random.default_rng(9).normal(scale=0.2, size=800))
     under_jax = start_under_jax(JAX_SCRIPT, arrays, workdir=tmp)
     tf_side = {}
     for name, (model, calls, prime, phones, n, noise) in cases.items():
@@ -254,8 +270,11 @@ def test_the_jax_backend_generator_draws_the_samples_tensorflow_draws(runs, name
 
 def test_loading_running_and_generating_under_jax_never_import_tensorflow(runs):
     """What a JAX-only machine (no TensorFlow) needs: TensorFlow stays behind lazy imports
-    (the tf.data pipeline, tf.distribute, Framing.frame)."""
+    (the tf.data pipeline, tf.distribute, Framing.frame), and ``speechgen sample`` does
+    not import it either (it wrote its 0.05 s, 800 samples at 16 kHz, under JAX)."""
     assert not runs[1]["tensorflow_imported"]
+    wav = runs[1]["cli/wav"]
+    assert wav.shape == (800,) and np.isfinite(wav).all() and wav.std() > 0
 
 
 def test_the_draws_are_bit_identical_under_jax_eager_and_jitted(runs):

@@ -81,6 +81,26 @@ def test_tiered_model_stepped_frame_by_frame_equals_the_full_sequence():
     assert not np.allclose(other[:, :, 4:], whole[:, :, 4:], atol=1e-4)
 
 
+@pytest.mark.parametrize("window, k", [(8, 8), (8, 5)])
+def test_embedded_predictor_input_is_the_embedding_of_every_window(window, k):
+    """The model embeds each input sample once and takes windows of the embeddings; the
+    predictor's input layer must see what embedding every sample's own window of ``k``
+    samples gives (the plain formulation, built here from the model's own layers)."""
+    from speechgen.model.model import predictor_windows
+
+    keras.utils.set_random_seed(2)
+    model = SpeechRNN(window=window, hop=8, units=[6], batch_size=2, output="categorical", levels=16,
+                      predictor_units=[10], predictor_window=k, input_embedding=3)
+    x = np.random.default_rng(1).uniform(-1, 1, size=(2, 5, window + 7)).astype("float32")
+    probe = keras.Model(model.input, model.get_layer("predictor_input").output)
+    classes = quantise(predictor_windows(x, window, 8, k).numpy(), 16, "mulaw")  # (2, 5, 8, k)
+    embedded = model.get_layer("input_embedding")(classes).numpy().reshape(2, 5, 8, k * 3)
+    want = model.get_layer("predictor_input")(embedded).numpy()
+    np.testing.assert_allclose(probe(x).numpy(), want, atol=1e-6)
+    # Distinct windows: sample j's reads positions window - k + j .. window + j - 1.
+    assert (classes[..., 1:, :-1] == classes[..., :-1, 1:]).all() and not (classes[..., 1:, :] == classes[..., :-1, :]).all()
+
+
 def test_save_load_keeps_the_head_and_tiers(tmp_path):
     keras.utils.set_random_seed(1)
     model = SpeechRNN(window=8, hop=8, units=[12], batch_size=1, output="categorical", levels=16,
@@ -136,6 +156,49 @@ def test_history_and_evaluate_report_bits_per_sample(tmp_path, chord_wav):
     # The best epoch's validation bits are what evaluate measures on the saved model.
     best = min(float(r["val_bits"]) for r in rows)
     assert valid["bits"]["model"] == pytest.approx(best, rel=2e-3)
+
+
+
+def test_a_training_step_computes_the_cross_entropy_once_and_bits_are_its_mean(monkeypatch):
+    """The bits metric takes the loss's per-sample nats of the same step instead of
+    computing the softmax cross-entropy again: one cross-entropy per traced train and
+    test step, and the metric still equals the loss / ln 2 (no L2) and a direct count."""
+    from speechgen.model import heads
+
+    calls, traces = [], []  # cross-entropies built; loss calls (one per trace of a step)
+    plain, loss_call = keras.losses.sparse_categorical_crossentropy, heads.CategoricalNats.call
+    monkeypatch.setattr(keras.losses, "sparse_categorical_crossentropy",
+                        lambda *a, **k: calls.append(1) or plain(*a, **k))
+    monkeypatch.setattr(heads.CategoricalNats, "call", lambda *a: traces.append(1) or loss_call(*a))
+    keras.utils.set_random_seed(3)
+    model = SpeechRNN(window=8, hop=8, units=[6], batch_size=2, output="categorical", levels=16,
+                      predictor_units=[10], input_embedding=3)
+    model.compile(optimizer="adam", loss=model.head.loss(), metrics=model.head.metrics())
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(2, 3, 15)).astype("float32")
+    y = rng.integers(0, 16, size=(2, 3, 8)).astype("int32")
+    logs = model.train_on_batch(x, y, return_dict=True)
+    assert traces and len(calls) == len(traces), "the train step computed the cross-entropy more than once"
+    np.testing.assert_allclose(logs["bits"], logs["loss"] / np.log(2), rtol=1e-5)
+    calls.clear(), traces.clear()
+    model.reset_rnn_states()
+    logs = model.test_on_batch(x, y, return_dict=True)
+    assert traces and len(calls) == len(traces)
+    model.reset_rnn_states()
+    logits = model(x)
+    nats = plain(y, logits, from_logits=True).numpy()
+    np.testing.assert_allclose(logs["bits"], nats.mean() / np.log(2), rtol=1e-5)
+    # Without its loss (or on another tensor) the metric computes the nats itself.
+    alone = heads.BitsPerSample()
+    alone.update_state(y, logits)
+    np.testing.assert_allclose(float(alone.result()), nats.mean() / np.log(2), rtol=1e-5)
+    linked = heads.CategoricalNats()
+    linked(y, logits)
+    other = heads.BitsPerSample(loss=linked)
+    other.update_state(y, logits * 2.0)  # not the tensor the loss saw: recomputed
+    np.testing.assert_allclose(float(other.result()), plain(y, logits * 2.0, from_logits=True).numpy().mean()
+                               / np.log(2), rtol=1e-5)
+
 
 
 @pytest.mark.parametrize("sets, problem", [

@@ -181,6 +181,35 @@ def test_temperature_sharpens_the_distribution():
         np.testing.assert_allclose(share, p / p.sum(), atol=0.015)
 
 
+@pytest.mark.parametrize("levels", [2, 3, 17, 256])
+def test_the_two_level_sampler_is_the_inverse_cdf_of_the_same_uniforms(levels):
+    """Block, then class inside it: the class whose cumulative probability (float64,
+    NumPy) first reaches the draw's own uniform number, for square and non-square level
+    counts (padded blocks: the classes past the end are never drawn), bar draws within
+    float32 rounding of a boundary; at T = 0.7 too. Also under XLA, as generation runs it."""
+    from speechgen.model import draws
+    from speechgen.model.heads import CategoricalHead
+
+    head = CategoricalHead(levels, "linear")
+    rng = np.random.default_rng(levels)
+    logits = (rng.normal(size=(4000, 1, levels)) * 2).astype("float32")
+    logits[:50, 0, -1] = 30.0  # the last class almost certain: the padded tail must not be drawn
+    key = draw_key(3, 4)
+    u = np.asarray(draws.uniform((4000, 1, 1), key), np.float64)  # the sampler's own numbers
+    for t in (1.0, 0.7):
+        got = np.asarray(head.sample_classes(tf.constant(logits), key, t))
+        jitted = np.asarray(tf.function(lambda x: head.sample_classes(x, key, t), jit_compile=True)(logits))
+        z = logits.astype(np.float64) / t
+        p = np.exp(z - z.max(-1, keepdims=True))
+        cdf = np.cumsum(p / p.sum(-1, keepdims=True), -1)
+        want = (cdf < u).sum(-1)
+        near = np.abs(np.take_along_axis(cdf, np.minimum(want, levels - 1)[..., None], -1) - u)[..., 0] < 1e-5
+        assert got.shape == want.shape and got.max() < levels and got.min() >= 0
+        assert (got[:50] == levels - 1).all()
+        assert ((got == want) | near).all() and (got == want).mean() > 0.99
+        np.testing.assert_array_equal(jitted, got)
+
+
 def test_generation_is_chunked_with_state_carried_and_reports_progress():
     model = model_for(8, 8, output="categorical", levels=16)
     prime = np.random.default_rng(1).normal(scale=0.3, size=40).astype("float32")

@@ -364,8 +364,13 @@ def predictor_windows(frames, window, hop, k):
     """Each predicted sample's last ``k`` input samples: ``(B, T, window + hop - 1)`` ->
     ``(B, T, hop, k)``; sample ``j`` of a step reads ``frames[..., window - k + j :
     window + j]`` (the true samples before it, teacher-forced)."""
-    index = (window - k) + np.arange(hop)[:, None] + np.arange(k)[None, :]
-    return keras.ops.take(frames, index, axis=-1)
+    return keras.ops.take(frames, predictor_windows_index(window, hop, k), axis=-1)
+
+
+def predictor_windows_index(window, hop, k):
+    """``(hop, k)`` int: sample ``j``'s window, positions ``window - k + j ..
+    window + j - 1`` of a step's frame."""
+    return (window - k) + np.arange(hop)[:, None] + np.arange(k)[None, :]
 
 
 def _upper_tier(x, ids, window, frame, ratio, units, width, dropout, regulariser, dtype, phones, phone_embedding):
@@ -394,11 +399,19 @@ def _sample_predictor(frames, tier, head, window, hop, units, k, embedding, regu
     ops = keras.ops
     cond = layers.Dense(hop * units[0], kernel_regularizer=regulariser, name="upsample", dtype=dtype)(tier)
     cond = reshape_tail(cond, 1, (hop, units[0]))
-    z = predictor_windows(frames, window, hop, k)
     if embedding:
-        classes = quantise(z, head.levels, head.quantisation, ops=ops)
+        # Quantise and embed each input sample once, then take the windows of the
+        # embedded samples: the same values as embedding every window's samples, with
+        # 1/k of the quantising, lookups and embedding-gradient rows (measured on the
+        # speech recipe: this part of the step 55 -> 37 ms alone, the whole step
+        # 0-6 % faster, as the two cores overlap it with other work).
+        frames_read = frames[..., window - k:]  # (B, T, k + hop - 1): every sample a window reads
+        classes = quantise(frames_read, head.levels, head.quantisation, ops=ops)
         z = layers.Embedding(head.levels, embedding, name="input_embedding", dtype=dtype)(classes)
+        z = ops.take(z, predictor_windows_index(k, hop, k), axis=-2)  # (B, T, hop, k, embedding)
         z = reshape_tail(z, 2, (k * embedding,))
+    else:
+        z = predictor_windows(frames, window, hop, k)
     z = layers.Dense(units[0], kernel_regularizer=regulariser, name="predictor_input", dtype=dtype)(z)
     z = layers.ReLU(name="predictor_relu", dtype=dtype)(z + cond)
     for i, size in enumerate(units[1:], 1):
