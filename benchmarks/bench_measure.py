@@ -133,7 +133,7 @@ def max_abs_diff(a, b):
 
 def variant_of(config):
     """How a training row's config differs from its preset's defaults, in words."""
-    parts = [name for name, on in (("hoist_input", config.hoist_input), ("jit_compile", config.jit_compile == "on"),
+    parts = [name for name, on in (("hoist_input", config.hoist_input == "on"), ("jit_compile", config.jit_compile == "on"),
                                    (config.mixed_precision, config.mixed_precision != "none")) if on]
     return " + ".join(parts) or "default"
 
@@ -211,11 +211,11 @@ def bench_train(p):
         inventory = phones[0].to_list() if phones else None
         model = build_model(config, corpus.rate, normaliser, data, phones=inventory)
         check = None
-        if config.hoist_input:
+        if model.hoist_input:  # hoist_input on, or auto on this CPU
             # Correctness: the same outputs as the plain model with the same weights. The
             # plain model's initial weights (the same seed as the default row) are given
             # to the hoisted one, so the two rows also train from the same start.
-            plain = build_model(dataclasses.replace(config, hoist_input=False), corpus.rate, normaliser, data,
+            plain = build_model(dataclasses.replace(config, hoist_input="off"), corpus.rate, normaliser, data,
                                 phones=inventory)
             copy_to_hoisted(plain, model)
             x = next(iter(ds))[0]
@@ -234,7 +234,7 @@ def bench_train(p):
         step = float(np.median(steps))
         per_batch = config.batch_size * config.seq_len
         out = {
-            "variant": variant_of(config), "hoist_input": config.hoist_input, "jit_compile": config.jit_compile,
+            "variant": variant_of(config), "hoist_input": model.hoist_input, "jit_compile": config.jit_compile,
             "mixed_precision": config.mixed_precision, "window": config.window, "head": model.head.describe(),
             "predictor_units": config.predictor_units, "parameters": model.count_params(),
             "hop": config.hop, "units": config.units, "batch_size": config.batch_size,

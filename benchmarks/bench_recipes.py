@@ -368,7 +368,7 @@ def bench_time_to_quality(p):
         "head": model.head.describe(), "parameters": model.count_params(), "batch_size": config.batch_size,
         "seq_len": config.seq_len, "hop": config.hop, "batches_per_epoch": steps_per_epoch,
         "samples_per_batch": config.batch_size * config.seq_len * config.hop,
-        "jit_compile": config.jit_compile, "hoist_input": config.hoist_input,
+        "jit_compile": config.jit_compile, "hoist_input": model.hoist_input,
         "lpc_bits": lpc["lpc"], "histogram_bits": lpc["histogram"], "gate_below_lpc": p.get("gate_below_lpc", GATE_BELOW_LPC),
         "gate_bits": gate, "untrained_bits": untrained,
         "valid_batches": k, "valid_batches_in_split": valid_plan.n_batches, "valid_samples": valid_samples,

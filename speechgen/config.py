@@ -79,8 +79,9 @@ class Config:
     checkpoint_batches: int = 0  # also checkpoint every N training batches within an epoch (0: epoch ends only)
     mixed_precision: str = "none"  # none | mixed_float16 (GPU) | mixed_bfloat16 (CPUs with bf16)
     # compute the first LSTM layer's input projection for the whole chunk in one matmul
-    # (faster on CPU; the first layer then does not use cuDNN on GPU)
-    hoist_input: bool = False
+    # (the same maths, faster on CPU; the first layer then does not use cuDNN on GPU):
+    # auto hoists unless TensorFlow sees a GPU | on | off
+    hoist_input: str = "auto"
     jit_compile: str = "auto"  # auto (Keras' default) | on | off: XLA-compile the training step
     seed: int = 0
 
@@ -99,6 +100,7 @@ CHOICES = {
     "mixed_precision": ("none", "mixed_float16", "mixed_bfloat16"),
     "sampling_schedule": ("linear", "inverse_sigmoid"),
     "jit_compile": ("auto", "on", "off"),
+    "hoist_input": ("auto", "on", "off"),
     "lr_schedule": ("constant", "cosine"),
     "output": ("mse", "categorical"),
     "quantisation": ("mulaw", "linear"),
@@ -112,7 +114,8 @@ def _coerce(key, value, source):
         default = FIELDS[key].default_factory()
     want = type(default)
     if want is str and isinstance(value, bool) and {"on", "off"} <= set(CHOICES.get(key, ())):
-        # YAML 1.1 reads on/off (and yes/no, true/false) as booleans: jit_compile=on.
+        # YAML 1.1 reads on/off (and yes/no, true/false) as booleans: jit_compile=on,
+        # hoist_input=true (once a bool key).
         value = "on" if value else "off"
     if want is float and isinstance(value, str):
         # YAML 1.1 reads "1e-4" (no dot) as a string; users mean a number.
@@ -260,7 +263,16 @@ def changed_keys(saved, config, resumable=RESUMABLE):
         config: the resolved :class:`Config` of the resume.
     """
     saved = saved or {}
-    return [k for k, v in config.to_dict().items() if k not in resumable and k in saved and saved[k] != v]
+    return [k for k, v in config.to_dict().items() if k not in resumable and k in saved and not _same(k, saved[k], v)]
+
+
+def _same(key, saved, value):
+    """Whether a saved config value means ``value``: read as a config file's value is
+    (an older run's ``hoist_input: false`` is today's ``off``)."""
+    try:
+        return _coerce(key, saved, "saved config") == value
+    except UsageError:
+        return saved == value
 
 
 def check_resumable(saved, config, resumable=RESUMABLE):

@@ -65,6 +65,11 @@ def test_resume_diffing_names_the_first_key_it_cannot_apply():
         "checkpoint_batches can); start a new run"
     )
     check_resumable(saved, load_config([], ["epochs=9"]))  # no error
+    # An older run's boolean hoist_input is today's on/off: not a change; auto is one.
+    old = {**saved, "hoist_input": False}
+    assert changed_keys(old, load_config([], ["hoist_input=off"])) == []
+    assert changed_keys({**saved, "hoist_input": True}, load_config([], ["hoist_input=on"])) == []
+    assert changed_keys(old, load_config([], [])) == ["hoist_input"]
 
 
 def test_the_run_record_leaves_the_config_and_older_records_move_out():

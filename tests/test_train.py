@@ -138,13 +138,37 @@ def test_mixed_precision_trains_and_its_model_generates(tmp_path, chord_wav, pol
 
 def test_hoisted_input_with_jit_compile_trains(tmp_path, chord_wav):
     config = load_config([], tiny_sets(epochs=2, hoist_input="true", jit_compile="on"))
-    assert config.hoist_input is True and config.jit_compile == "on"
+    assert config.hoist_input == "on" and config.jit_compile == "on"  # YAML's true reads as on
     result = train(chord_wav, tmp_path / "run", config, verbose=0, log=quiet)
     test = result.summary["splits_mse"]["test"]
     assert np.isfinite(test["model"]) and test["model"] < test["zero"]
     from speechgen.model import load_model
 
     assert load_model(tmp_path / "run" / "model.keras").hoist_input
+
+
+def test_hoist_input_auto_hoists_on_a_cpu_and_off_keeps_the_plain_lstm(tmp_path):
+    """The default, auto: the first layer is hoisted where TensorFlow sees no GPU (this
+    machine), the cuDNN-eligible keras LSTM where it sees one; on and off as said, old
+    configs' booleans read as on and off."""
+    import keras
+    import tensorflow as tf
+
+    from speechgen.data.corpus import Normaliser
+    from speechgen.model import build_model
+    from speechgen.model.model import hoists_input
+
+    assert load_config([], []).hoist_input == "auto"
+    assert [load_config([], [f"hoist_input={v}"]).hoist_input for v in ("on", "off", "true", "false")] == [
+        "on", "off", "on", "off"]
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    assert hoists_input("auto") is not gpu and hoists_input("on") and not hoists_input("off")
+    for setting, hoisted in (("auto", not gpu), ("off", False), ("on", True)):
+        config = load_config([], tiny_sets(hoist_input=setting))
+        model = build_model(config, 4000, Normaliser("minmax", 0.0, 1.0), "x.wav")
+        assert model.hoist_input is hoisted
+        assert isinstance(model.get_layer("lstm_0"), keras.layers.LSTM) is not hoisted
+        assert ("lstm_0_input" in [layer.name for layer in model.layers]) is hoisted
 
 
 def test_state_resets_fire_during_fit(tmp_path, monkeypatch):

@@ -420,6 +420,20 @@ def _sample_predictor(frames, tier, head, window, hop, units, k, embedding, regu
     return reshape_tail(y, 2, (hop * head.width,))
 
 
+def hoists_input(setting):
+    """The ``hoist_input`` setting -> bool: ``on`` / ``off`` as said; ``auto`` hoists
+    unless TensorFlow sees a GPU, where the plain LSTM keeps the cuDNN kernel. On CPU
+    hoisting is the same maths and faster (frame16k's step 2.3 -> 1.5 s alone, 0.98 s
+    with ``jit_compile: on``; docs/benchmarks.md)."""
+    if setting != "auto":
+        return setting == "on"
+    if keras.backend.backend() != "tensorflow":
+        return True  # no cuDNN LSTM to keep (and training runs under TensorFlow)
+    import tensorflow as tf
+
+    return not tf.config.list_physical_devices("GPU")
+
+
 def build_model(config, sample_rate, normaliser, data, batch_size=None, phones=None, splits=None,
                 phone_durations=None):
     """A :class:`SpeechRNN` from a :class:`speechgen.config.Config`.
@@ -450,7 +464,7 @@ def build_model(config, sample_rate, normaliser, data, batch_size=None, phones=N
         mixed_precision=config.mixed_precision,
         input_dropout=config.input_dropout,
         scheduled_sampling=config.scheduled_sampling > 0,
-        hoist_input=config.hoist_input,
+        hoist_input=hoists_input(config.hoist_input),
         output=config.output,
         levels=config.levels,
         quantisation=config.quantisation,
