@@ -79,6 +79,26 @@ def untrained_phone_model(path, corpus_path, rate, split=(0.5, 0.25, 0.25), wind
     return corpus
 
 
+def test_the_recogniser_decodes_each_utterance_as_if_it_were_the_first(tmp_path):
+    """PocketSphinx's front end keeps state between utterances (the cepstral mean, the
+    noise floor); the report decodes real, generated and control audio in turn, so a
+    recording's phones must not depend on what came before it. On this tone corpus,
+    test utterance 2 after utterance 0 and a burst of noise lost its first phone before
+    the recogniser was reinitialised per utterance."""
+    from speechgen.data.audio import read_audio
+    from speechgen.measures.intelligibility import Recogniser
+
+    folder = tone_corpus(tmp_path / "tones", rate=4000, n_utts=8, seconds=1.0)
+    audio = [read_audio(f).read() for f in sorted(folder.rglob("*.wav")) + sorted(folder.rglob("*.WAV"))]
+    noise = np.random.default_rng(0).normal(scale=0.5, size=4000)
+    for i in range(1, 4):
+        fresh = Recogniser().phones(audio[i], 4000)
+        used = Recogniser()
+        used.phones(audio[0], 4000), used.phones(noise, 4000)
+        assert used.phones(audio[i], 4000) == fresh, i
+    assert any(Recogniser().phones(x, 4000) for x in audio[1:4])  # something was recognised
+
+
 def real_pers_directly(corpus, names):
     """Each named test utterance's PER, recognised here without the report."""
     from speechgen.measures.intelligibility import Recogniser

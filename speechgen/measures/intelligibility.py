@@ -76,6 +76,11 @@ class Recogniser:
             g = gcd(int(rate), RECOGNISER_RATE)
             x = resample_poly(x, RECOGNISER_RATE // g, int(rate) // g)
         pcm = np.round(np.clip(x, -1, 1) * 32767).astype("<i2")
+        # PocketSphinx's front end carries state (the live cepstral mean, the noise
+        # floor) from one utterance into the next, so a recording's phones depended on
+        # what was decoded before it (in the report, the previous utterance's generated
+        # audio). Reinitialised, every utterance is decoded as if it were the first.
+        self._decoder.reinit_feat()
         self._decoder.start_utt()
         self._decoder.process_raw(pcm.tobytes(), full_utt=True)
         self._decoder.end_utt()
