@@ -423,8 +423,8 @@ def _sample_predictor(frames, tier, head, window, hop, units, k, embedding, regu
 def hoists_input(setting):
     """The ``hoist_input`` setting -> bool: ``on`` / ``off`` as said; ``auto`` hoists
     unless TensorFlow sees a GPU, where the plain LSTM keeps the cuDNN kernel. On CPU
-    hoisting is the same maths and faster (frame16k's step 2.3 -> 1.5 s alone, 0.98 s
-    with ``jit_compile: on``; docs/benchmarks.md)."""
+    hoisting is the same maths and faster (frame16k's step 3.12 -> 1.62 s in the
+    bin/bench run of 2026-12-03; docs/benchmarks.md)."""
     if setting != "auto":
         return setting == "on"
     if keras.backend.backend() != "tensorflow":
