@@ -16,6 +16,7 @@ TARGETS = {
     "recipe_train_share": 0.5,
     "recipe_gen_rtf_1": 2.0,
     "recipe_gen_ceiling_share": 0.6,
+    "recipe_ttq_ratio": 0.5,
 }
 RATE = 16000
 LOOP = "compiled loop (one call)"
@@ -105,6 +106,14 @@ def summarise(report):
             targets.append({"target": f"speech recipe generation, {most} streams, share of the FLOP-rate ceiling",
                             "measured": loopn["real_time_factor"] / cap, "want": TARGETS["recipe_gen_ceiling_share"],
                             "unit": "share", "note": f"{loopn['real_time_factor']:.1f}x of a {cap:.1f}x ceiling"})
+    ttq = [v["result"] for k, v in m.items() if k.startswith("time-to-quality/")]
+    if len(ttq) == 2 and all(r.get("reached") for r in ttq):
+        now, former = ttq
+        targets.append({"target": "speech recipe time to quality / its former settings' (at most)",
+                        "measured": now["seconds"] / former["seconds"], "want": TARGETS["recipe_ttq_ratio"],
+                        "unit": "rel", "at_most": True,
+                        "note": f"{now['seconds']:.1f} s against {former['seconds']:.1f} s; "
+                                f"batches {now['batches']} against {former['batches']}"})
     pr = get("precision", "bf16 vs f32")
     if pr:
         targets.append({"target": "mixed_bfloat16 final loss vs float32 (relative difference, at most)",

@@ -164,7 +164,8 @@ def test_smoke_run_reports_every_section(tmp_path):
     m = report["measurements"]
     hoisted = ("train/frame16k hoist_input", "train/frame16k hoist_input + jit_compile")
     recipes = ["recipe-train/speech", "recipe-train/speech hoist_input + jit_compile", "recipe-train/music",
-               "time-to-quality/speech on prompts-real", "recipe-generation/speech, 1 stream",
+               "time-to-quality/speech on prompts-real", f"time-to-quality/{suite.FORMER_SPEECH_NAME}",
+               "recipe-generation/speech, 1 stream",
                "recipe-generation/speech, 4 streams"]
     assert list(m) == ["matmul/matmul", "train/frame16k", *hoisted, "train/sample-phones", "pipeline/frame16k",
                        "pipeline/sample-phones", "generation/sample-level", "generation/frame-level",
@@ -232,10 +233,13 @@ def check_recipes(report):
     assert targets["music recipe training FLOP/s share of the float32 matmul rate"]["measured"] > 0
 
     ttq = m["time-to-quality/speech on prompts-real"]["result"]
+    former = m[f"time-to-quality/{load_suite().FORMER_SPEECH_NAME}"]["result"]
     if not (ROOT.parent / "shared" / "corpora" / "prompts-real").exists():
         assert "absent" in ttq["skipped"] and "not measured" in ttq["skipped"]
+        assert "absent" in former["skipped"]
     else:
         check_time_to_quality(ttq, 0.3)
+        check_time_to_quality(former, 0.3)
 
     one, four = (m[f"recipe-generation/speech, {k}"]["result"] for k in ("1 stream", "4 streams"))
     assert [r["method"] for r in one["rows"]] == ["naive model.predict per sample", "naive model(x) per sample",
@@ -297,3 +301,24 @@ def test_time_to_quality_on_a_synthetic_corpus(tmp_path, measure):
     assert r["valid_samples"] == r["valid_batches"] * 2 * 4 * 16
     gone = bench_time_to_quality({**p, "corpus": str(tmp_path / "nowhere")})
     assert set(gone) == {"skipped"} and "nowhere is absent" in gone["skipped"]
+
+
+def test_time_to_quality_target_is_the_ratio_against_the_former_settings():
+    """The "halve it" target compares the two time-to-quality rows of one run, and is
+    left out unless both reached the gate."""
+    load_suite()
+    import bench_report
+
+    def ttq(seconds, batches):
+        return {"result": {"reached": seconds is not None, "seconds": seconds, "batches": batches}}
+
+    def targets(now, former):
+        report = {"measurements": {"time-to-quality/speech": now, "time-to-quality/speech, former": former}}
+        bench_report.summarise(report)
+        return [t for t in report["targets"] if t["target"].startswith("speech recipe time to quality")]
+
+    (t,) = targets(ttq(18.0, 70), ttq(40.0, 150))
+    assert t["measured"] == pytest.approx(0.45) and t["want"] == 0.5 and t["pass"] and "70 against 150" in t["note"]
+    (t,) = targets(ttq(30.0, 120), ttq(40.0, 150))
+    assert not t["pass"] and t["gap"] == pytest.approx(0.25)
+    assert targets(ttq(None, None), ttq(40.0, 150)) == []

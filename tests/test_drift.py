@@ -155,3 +155,7 @@ def test_the_recipe_sample_level_with_temperature_stays_in_range(tmp_path):
     text = CliRunner().invoke(main, ["evaluate", str(run / "model.keras"), "--free-running", "--seconds", "5",
                                      "--primes", "1", "--noise", "1"])
     assert "median per-second flatness: training" in text.output and "(p" in text.output
+    # An MSE head has no temperature: the header names the noise the draws had.
+    header = next(line for line in text.output.splitlines() if line.startswith("free-running from"))
+    assert header.endswith("noise 1 x validation RMSE") and "temperature" not in header
+    assert report["sampling"] == "noise 1 x validation RMSE" and drift("0", 3)["sampling"].startswith("no noise")

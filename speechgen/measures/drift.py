@@ -130,6 +130,14 @@ def noise_scale(model, temperature):
     return temperature * rmse
 
 
+def sampling_label(head_kind, temperature, noise):
+    """How the draws were made, in words: a categorical head samples at a softmax
+    temperature; an MSE head has no temperature, only its added noise."""
+    if head_kind == "categorical":
+        return f"temperature {temperature:g}"
+    return f"noise {noise:g} x validation RMSE" if noise else "no noise (the MSE head's mean)"
+
+
 def free_running_report(model, corpus, seconds, primes=4, temperature=1.0, seed=0, run=3, progress=None,
                         noise_seed=0, noise=0.0, quality=True):
     """Generate ``seconds`` free-running from ``primes`` held-out primes and score it.
@@ -224,6 +232,7 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=1.0, seed=
         "primes": [f"{p.name}@{o}" for p, o in chosen],
         "temperature": temperature,
         "noise": noise,
+        "sampling": sampling_label(model.head.kind, temperature, noise),
         "horizons": horizons,
         "stable_seconds": stable,
         "ranges": ranges.to_dict(),
@@ -270,7 +279,7 @@ def plot_drift(report, path, title=None):
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=7, loc="best")
     axes[-1].set_xlabel("seconds of free-running generation")
-    axes[0].set_title(title or f"free-running drift, temperature {report['temperature']}")
+    axes[0].set_title(title or f"free-running drift, {report['sampling']}")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100)
@@ -279,7 +288,7 @@ def plot_drift(report, path, title=None):
 
 def format_report(report):
     lines = [f"free-running from {len(report['stable_seconds'])} held-out primes, {report['seconds']:.0f} s each, "
-             f"temperature {report['temperature']}"]
+             f"{report['sampling']}"]
     lines.append("| horizon | free-running MSE (normalised) |")
     lines.append("| --- | --- |")
     for name, mse in report["horizons"].items():
