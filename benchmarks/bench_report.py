@@ -8,10 +8,13 @@ from pathlib import Path
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 # Targets of issue 6, then issue 14's (the recommended recipes).
+# Issue 14 replaced two older targets: frame16k training at 70 % of the matmul rate
+# (was 85 %), and many-stream generation as a share of the FLOP-rate ceiling (was an
+# absolute 100x for 64 streams of the 3 x 128 model, above its own 17x ceiling).
 TARGETS = {
-    "frame16k_train_share": 0.85,
+    "frame16k_train_share": 0.70,
     "gen_rtf_1": 4.0,
-    "gen_rtf_64": 100.0,
+    "gen_ceiling_share": 0.6,
     "pipeline_ratio": 10.0,
     "recipe_train_share": 0.5,
     "recipe_gen_rtf_1": 2.0,
@@ -49,12 +52,18 @@ def summarise(report):
     ceiling = report.get("ceiling_gflops_f32")
     if ceiling and f16:
         ceiling = report["ceiling_gflops_f32"]
-        share = f16["achieved_gflops"] / ceiling
+        # The target is on frame16k as a user trains it: hoist_input auto hoists the first
+        # LSTM's input projection where TensorFlow sees no GPU (as here); the plain row is
+        # the write-up's layer, kept for comparison.
+        default = get("train", "frame16k hoist_input") or f16
         best = max((r for k, v in m.items() if k.startswith("train/frame16k") for r in [v["result"]]),
                    key=lambda r: r["achieved_gflops"])
-        targets.append({"target": "frame16k training FLOP/s share of the float32 matmul rate",
-                        "measured": share, "want": TARGETS["frame16k_train_share"], "unit": "share",
-                        "note": f"best variant: {best['variant']} {best['achieved_gflops'] / ceiling:.0%}"})
+        targets.append({"target": "frame16k training (default: hoist_input auto, on without a GPU) FLOP/s "
+                                  "share of the float32 matmul rate",
+                        "measured": default["achieved_gflops"] / ceiling, "want": TARGETS["frame16k_train_share"],
+                        "unit": "share",
+                        "note": f"plain LSTM {f16['achieved_gflops'] / ceiling:.0%}; best variant: "
+                                f"{best['variant']} {best['achieved_gflops'] / ceiling:.0%}"})
     gen = get("generation", "sample-level")
     if gen:
         compiled = [r for r in gen["rows"] if r["method"].startswith("compiled")]
@@ -66,12 +75,14 @@ def summarise(report):
         targets.append({"target": "sample-level generation, 1 stream, real-time factor (3 x 128, k = 64)",
                         "measured": one["real_time_factor"], "want": TARGETS["gen_rtf_1"], "unit": "x",
                         "note": f"best: {best1['method']} {best1['real_time_factor']:.2f}x"})
-        targets.append({"target": f"sample-level generation, {many['streams']} streams, aggregate real-time factor",
-                        "measured": many["real_time_factor"], "want": TARGETS["gen_rtf_64"], "unit": "x",
-                        "note": f"best: {bestn['method']} {bestn['real_time_factor']:.1f}x"})
         if ceiling:
             cap = report["ceiling_gflops_f32"] * 1e9 / gen["flops_per_sample"] / gen["rate"]
             report["generation_ceiling_rtf"] = cap
+            targets.append({"target": f"sample-level generation, {many['streams']} streams, share of the FLOP-rate "
+                                      "ceiling", "measured": many["real_time_factor"] / cap,
+                            "want": TARGETS["gen_ceiling_share"], "unit": "share",
+                            "note": f"{many['real_time_factor']:.1f}x of a {cap:.1f}x ceiling; best: "
+                                    f"{bestn['method']} {bestn['real_time_factor']:.1f}x"})
     for preset in ("frame16k", "sample-phones"):
         tr, pl = get("train", preset), get("pipeline", preset)
         if tr and pl:
@@ -159,7 +170,7 @@ def markdown(report):
     if "generation_ceiling_rtf" in report:
         out += ["", f"Matmul-rate ceiling for sample-level generation: float32 ceiling / FLOPs per sample / "
                 f"16 kHz = **{report['generation_ceiling_rtf']:.1f}x** real time in aggregate, however many "
-                "streams (the 100x target needs that many times 16,000 x FLOPs-per-sample FLOP/s)."]
+                "streams: many-stream targets are shares of it (issue 14)."]
 
     def loads(r):
         return f"{r['load_before'][0]:.2f} / {r['load_after'][0]:.2f}"
