@@ -110,13 +110,15 @@ def main():
     parser.add_argument("--set", dest="sets", action="append", default=[])
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "recipes")
     parser.add_argument("--json", type=Path, default=ROOT / "docs" / "recipes.json")
+    parser.add_argument("--label", default="", help="appended to each pair's key in the JSON (e.g. the --set used)")
     args = parser.parse_args()
     results = json.loads(args.json.read_text()) if args.json.exists() else {}
     print(HEADER)
     for corpus in args.corpus:
         for recipe in args.recipe:
             r = run_pair(recipe, corpus, args.minutes, args.seconds, args.temperature, args.runs, args.sets)
-            results[f"{recipe}/{corpus}"] = r
+            r["sets"] = list(args.sets)
+            results[f"{recipe}/{corpus}" + (f", {args.label}" if args.label else "")] = r
             args.json.write_text(json.dumps(results, indent=2, default=float) + "\n")
             print(row(r), flush=True)
 

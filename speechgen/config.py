@@ -37,6 +37,9 @@ class Config:
     # Data.
     split: list = field(default_factory=lambda: [0.8, 0.1, 0.1])  # train/valid/test
     normalisation: str = "meanrange"  # (x - mean)/(max - min), or "minmax" -> [-1, 1]
+    # Corpus folders: separate (each utterance its own stream, state zeroed at its start)
+    # | joined (a split's utterances back to back, state carried across: speechgen/data/joined.py)
+    utterances: str = "separate"
     # Phone conditioning (corpus folders with .PHN labels).
     phones: str = "none"  # none | current (phone of the predicted samples) | context (prev, cur, next)
     phone_embedding: int = 0  # 0: one-hot phones; N: a learned N-dim embedding
@@ -104,6 +107,7 @@ CHOICES = {
     "lr_schedule": ("constant", "cosine"),
     "output": ("mse", "categorical"),
     "quantisation": ("mulaw", "linear"),
+    "utterances": ("separate", "joined"),
 }
 
 

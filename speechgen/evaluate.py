@@ -61,14 +61,18 @@ def evaluate_model(model, corpus, splits=SPLITS):
         if not corpus.splits.get(split):
             results[split] = None
             continue
+        joined = config.get("utterances") == "joined"
         lengths = [len(p) for p in corpus.splits[split]]
+        lengths = [sum(lengths)] if joined else lengths
         # Only "too short for this many rows" falls back to one row; any other problem
         # (labels, phones) is the user's to hear about.
         batch = next((b for b in dict.fromkeys([model.batch_size, 1]) if _fits(lengths, framing, b)), None)
         if batch is None:
             results[split] = None
             continue
-        dataset, schedule = split_batches(corpus, split, normaliser, framing, batch, phones)
+        # Scored the way the model was trained: utterances apart, or joined.
+        dataset, schedule = split_batches(corpus, split, normaliser, framing, batch, phones,
+                                          joined=joined)
         if batch not in runners:
             runners[batch] = model.with_batch_size(batch)
         runner = runners[batch]

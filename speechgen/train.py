@@ -62,7 +62,8 @@ def _datasets(corpus, normaliser, config, phones):
     quantise = (config.levels, config.quantisation) if config.output == "categorical" else None
     return [
         split_batches(
-            corpus, split, normaliser, Framing.of(config), config.batch_size, phones, config.max_batches, quantise
+            corpus, split, normaliser, Framing.of(config), config.batch_size, phones, config.max_batches, quantise,
+            joined=config.utterances == "joined",
         )
         for split in ("train", "valid")
     ]

@@ -163,9 +163,11 @@ def majority(ids):
 
 @pytest.mark.parametrize("hop", [1, 5])
 @pytest.mark.parametrize("shift", [0, "window"])
-def test_training_phone_ids_are_those_of_the_samples_they_condition(tmp_path, monkeypatch, hop, shift):
+@pytest.mark.parametrize("joined", [False, True])
+def test_training_phone_ids_are_those_of_the_samples_they_condition(tmp_path, monkeypatch, hop, shift, joined):
     """Every step's phone id, as the pipeline feeds it, is the phone of its target
-    sample (the majority of its ``hop`` targets). The same check with step_ids off by
+    sample (the majority of its ``hop`` targets), with utterances apart or joined into
+    one stream (their labels shifted with them). The same check with step_ids off by
     one window must fail: it proves the test can."""
     from speechgen.data.corpus import Normaliser, load_corpus
     from speechgen.data.phones import inventory_of
@@ -180,7 +182,8 @@ def test_training_phone_ids_are_those_of_the_samples_they_condition(tmp_path, mo
     corpus = load_corpus(level_corpus(tmp_path / "c"), [0.5, 0.5, 0.0])
     normaliser = Normaliser.fit("meanrange", corpus.splits["train"])
     inventory = inventory_of(corpus.splits["train"] + corpus.splits["valid"])
-    dataset, _ = split_batches(corpus, "train", normaliser, Framing(window, hop, 10), 2, (inventory, None, 1))
+    dataset, _ = split_batches(corpus, "train", normaliser, Framing(window, hop, 10), 2, (inventory, None, 1),
+                               joined=joined)
     wrong = total = 0
     for (frames, ids), targets in dataset:
         said = phones_of_values(normaliser.invert(targets.numpy()), inventory)  # (B, T, hop)

@@ -124,6 +124,7 @@ def test_frame16k_is_the_write_up():
         (["learning_rate"], "expected key=value"),
         (["units=[1,"], "does not parse"),
         (["epochs=true"], "epochs must be int"),
+        (["utterances=together"], "utterances must be one of separate, joined, got 'together'"),
     ],
 )
 def test_bad_values_are_usage_errors(sets, words):

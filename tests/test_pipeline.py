@@ -87,3 +87,60 @@ def test_streams_are_not_cut_when_cutting_does_not_help():
     # shorter streams cover no more, so the plan keeps one stream per row.
     schedule = plan([int(0.8 * 60 * 8000)], Framing(200, 200, 20), batch_size=8)
     assert schedule.fresh[0].all() and not schedule.fresh[1:].any()
+
+
+# --- utterances: joined (speechgen/data/joined.py) ---
+
+
+def test_joined_audio_reads_across_utterance_boundaries(tmp_path):
+    from speechgen.data.joined import JoinedAudio
+
+    lengths, offsets = [300, 50, 700, 20, 400], [0, 1000, 2000, 3000, 4000]
+    pieces = [ramp_piece(tmp_path, n, o, f"u{i}") for i, (n, o) in enumerate(zip(lengths, offsets))]
+    whole = np.concatenate([o + np.arange(n) for n, o in zip(lengths, offsets)])
+    audio = JoinedAudio(pieces)
+    assert len(audio) == sum(lengths) == len(whole)
+    rng = np.random.default_rng(0)
+    spans = [(0, len(whole)), (290, 360), (340, 1100), (1049, 1071), (0, 1), (len(whole) - 5, len(whole))]
+    spans += [tuple(sorted(rng.integers(0, len(whole) + 1, 2))) for _ in range(50)]
+    for start, stop in spans:
+        got = np.round(audio.read(start, stop) * 32768).astype(np.int64)
+        np.testing.assert_array_equal(got, whole[start:stop], err_msg=f"[{start}, {stop})")
+
+
+def test_joined_split_plays_utterances_back_to_back(tmp_path):
+    """With joined utterances a row reads across utterance boundaries with no reset: its
+    windows are the concatenated signal, continued from batch to batch."""
+    from speechgen.data.joined import join
+
+    lengths, offsets = [900, 1700, 650, 1200, 400], [0, 2000, 4000, 6000, 8000]
+    pieces = [ramp_piece(tmp_path, n, o, f"u{i}") for i, (n, o) in enumerate(zip(lengths, offsets))]
+    whole = np.concatenate([o + np.arange(n) for n, o in zip(lengths, offsets)])
+    joined = join(pieces)
+    assert len(joined) == 1 and len(joined[0]) == len(whole)
+    framing = Framing(10, 1, 50)
+    schedule = plan([len(joined[0])], framing, batch_size=3)
+    assert schedule.fresh[0].all() and not schedule.fresh[1:].any()  # no resets after the first batch
+    batches = batches_of(joined, schedule)
+    crossings = 0
+    for k, (x, y) in enumerate(batches):
+        for row in range(3):
+            first = schedule.start[k, row]
+            np.testing.assert_array_equal(x[row, :, 0], whole[first: first + 50])
+            np.testing.assert_array_equal(y[row, :, 0], whole[first + 10: first + 60])
+            crossings += int(np.any(np.diff(x[row].ravel()) > 1))
+    assert crossings > 0  # some windows do span a boundary (the separate layout never does)
+    assert join(pieces[:1]) == pieces[:1]
+
+
+def test_joined_phone_segments_follow_their_audio(tmp_path):
+    from speechgen.data.joined import join
+    from speechgen.data.labels import Segment
+
+    pieces = [ramp_piece(tmp_path, n, 0, f"u{i}") for i, n in enumerate([100, 60])]
+    pieces[0].segments = [Segment(0, 40, "aa"), Segment(40, 100, "h#")]
+    pieces[1].segments = [Segment(0, 60, "iy")]
+    (joined,) = join(pieces)
+    assert joined.segments == [Segment(0, 40, "aa"), Segment(40, 100, "h#"), Segment(100, 160, "iy")]
+    pieces[1].segments = None
+    assert join(pieces)[0].segments is None  # a piece without labels: the stream has none

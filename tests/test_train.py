@@ -199,3 +199,30 @@ def test_state_resets_fire_during_fit(tmp_path, monkeypatch):
     monkeypatch.setattr(ResetStates, "_rows", lambda self, fresh, batch: None)
     in_fit, evaluated = val_mse_in_fit_and_in_evaluate("no-resets")
     assert abs(in_fit / evaluated - 1) > 1e-3, (in_fit, evaluated)
+
+
+def test_joined_utterances_train_and_evaluate_as_one_stream(tmp_path):
+    """``utterances: joined`` plays a split's utterances back to back with state carried
+    across them, in fit and in ``evaluate`` alike: the best epoch's val_loss equals
+    evaluate's valid MSE of the saved model, and scoring the same model with utterances
+    apart (each from zero state) gives another figure, so the setting reaches both."""
+    from fixtures import chord_corpus
+    from speechgen.data.corpus import reopen_corpus
+    from speechgen.evaluate import evaluate_model
+    from speechgen.model.saving import load_model
+
+    corpus = chord_corpus(tmp_path / "c", 4000, 8, (0.3, 0.6), freqs=lambda u: (110.0 * (1 + u % 4), 330.0, 550.0))
+    config = load_config([], [
+        "window=16", "hop=1", "seq_len=25", "batch_size=4", "units=[16]", "l2=0", "epochs=2", "patience=0",
+        "learning_rate=0.01", "split=[0.5,0.5,0]", "utterances=joined",
+    ])
+    result = train(corpus, tmp_path / "run", config, verbose=0, log=quiet)
+    assert result.summary["best_val_loss"] == pytest.approx(result.summary["splits_mse"]["valid"]["model"], rel=1e-4)
+    model = load_model(tmp_path / "run" / "model.keras")
+    assert model.train_config["utterances"] == "joined"
+    data = reopen_corpus(model.train_config)
+    joined = evaluate_model(model, data, ("valid",))["valid"]["model"]
+    assert joined == pytest.approx(result.summary["best_val_loss"], rel=1e-4)
+    model.train_config = {**model.train_config, "utterances": "separate"}
+    apart = evaluate_model(model, data, ("valid",))["valid"]["model"]
+    assert abs(apart / joined - 1) > 1e-3, (apart, joined)

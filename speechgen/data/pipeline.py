@@ -159,7 +159,8 @@ def _deal(chunks, cap, batch_size):
     return sorted(rows, key=lambda row: row[1])
 
 
-def split_batches(corpus, split, normaliser, framing, batch_size, phones=None, max_batches=0, quantise=None):
+def split_batches(corpus, split, normaliser, framing, batch_size, phones=None, max_batches=0, quantise=None,
+                  joined=False):
     """The TBPTT dataset and schedule of one split.
 
     Args:
@@ -171,10 +172,21 @@ def split_batches(corpus, split, normaliser, framing, batch_size, phones=None, m
         phones: ``(inventory, folding, context)`` for phone-conditioned models, or None.
         max_batches: cap on batches (0: all).
         quantise: ``(levels, scheme)`` to give targets as class ids (categorical heads).
+        joined: play the split's utterances back to back as one stream
+            (speechgen.data.joined; the ``utterances: joined`` setting).
     """
     pieces = corpus.splits[split]
     if not pieces:
         raise SpeechgenError(f"{corpus.source}: the {split} split is empty; give more audio or change split")
+    if joined:
+        from .joined import join
+
+        if phones is not None:
+            from .phones import tracks_for
+
+            # Checked per utterance first, so a bad label names its own .PHN file.
+            tracks_for(pieces, phones[0], phones[1])
+        pieces = join(pieces)
     try:
         schedule = plan([len(p) for p in pieces], framing, batch_size, split)
     except SpeechgenError as err:
