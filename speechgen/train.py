@@ -112,17 +112,19 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=(), st
     steps = _steps_per_epoch(datasets, config)
     if not is_chief(strategy):
         with _scope(strategy):
-            model = _new_model(corpus, normaliser, phones, config, rows_per_replica, steps)
+            model = _new_model(corpus, normaliser, phones, config, rows_per_replica, steps, strategy)
         with worker_dir() as scratch:
             return _fit(model, corpus, config, Path(scratch), datasets, [], verbose, log, callbacks)
     fresh = not Path(out).exists()
     out = prepare_run_dir(out, force)
     try:
         with _scope(strategy):
-            model = _new_model(corpus, normaliser, phones, config, rows_per_replica, steps)
+            model = _new_model(corpus, normaliser, phones, config, rows_per_replica, steps, strategy)
         write_text(out / "config.yaml", dump_config(config))
         for note in corpus.notes:
             log(f"note: {note}")
+        if _jit_note(config, strategy):
+            log(_jit_note(config, strategy))
         callbacks = [*callbacks, *_tensorboard(tensorboard, out, corpus, normaliser, config)]
         result = _fit(model, corpus, config, out, datasets, [], verbose, log, callbacks)
     except BaseException:
@@ -151,7 +153,7 @@ def _steps_per_epoch(datasets, config):
     return min(n, config.max_batches or n)
 
 
-def _new_model(corpus, normaliser, phones, config, rows_per_replica, steps_per_epoch):
+def _new_model(corpus, normaliser, phones, config, rows_per_replica, steps_per_epoch, strategy=None):
     """A compiled model; under a strategy, each replica holds ``rows_per_replica`` rows."""
     from .model import build_model
     from .training.optimizer import make_optimizer
@@ -168,11 +170,29 @@ def _new_model(corpus, normaliser, phones, config, rows_per_replica, steps_per_e
     )
     # The loss includes any L2 penalty; the "mse" metric is the pure error that
     # --temperature scales its noise by.
-    jit = {"on": {"jit_compile": True}, "off": {"jit_compile": False}}.get(config.jit_compile, {})
     model.compile(
-        optimizer=make_optimizer(config, steps_per_epoch), loss=model.head.loss(), metrics=model.head.metrics(), **jit
+        optimizer=make_optimizer(config, steps_per_epoch), loss=model.head.loss(), metrics=model.head.metrics(),
+        **_jit_compile(config, strategy),
     )
     return model
+
+
+def _jit_compile(config, strategy):
+    """``model.compile``'s ``jit_compile`` for ``config.jit_compile`` (``{}``: Keras'
+    auto). Under a distribution strategy the step is never XLA-compiled: TensorFlow's
+    XLA cannot compile a step whose variables are mirrored over replicas (it fails at
+    the first batch), which is also why Keras' auto turns it off there."""
+    if strategy is not None:
+        return {"jit_compile": False}
+    return {"on": {"jit_compile": True}, "off": {"jit_compile": False}}.get(config.jit_compile, {})
+
+
+def _jit_note(config, strategy):
+    """The line that says a set ``jit_compile: on`` is not used, or None."""
+    if strategy is not None and config.jit_compile == "on":
+        return "note: jit_compile on is not used under a distribution strategy (XLA cannot compile mirrored " \
+               "variables' step); training uncompiled"
+    return None
 
 
 def resume(run, sets=(), verbose=1, log=print, callbacks=(), strategy="none", tensorboard=False):
@@ -205,6 +225,8 @@ def resume(run, sets=(), verbose=1, log=print, callbacks=(), strategy="none", te
     rows_per_replica = per_replica_batch(config.batch_size, strategy)
     with _scope(strategy):
         model = load_model(checkpoint, compile=True)
+        if strategy is not None:
+            model.jit_compile = False  # as _jit_compile: never under a strategy
     if model.batch_size != rows_per_replica:
         raise SpeechgenError(
             f"{run}: trained with {config.batch_size // model.batch_size} replica(s), resumed with "

@@ -183,3 +183,19 @@ def test_tiered_phone_conditioned_model_trains_mirrored_and_over_workers_as_one_
         assert model.batch_size == 2
         for got, want in zip(model.get_weights(), reference.get_weights(), strict=True):
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_jit_compile_on_trains_mirrored_uncompiled_with_the_compiled_single_process_losses(tmp_path):
+    """The music recipe sets ``jit_compile: on``. TensorFlow's XLA cannot compile a step
+    whose variables are mirrored over replicas, so under ``--strategy mirrored`` the
+    step runs uncompiled (and says so); its losses are those of one process running the
+    XLA-compiled step (which also pins XLA's step to the plain maths)."""
+    corpus = chord_corpus(tmp_path / "corpus", 4000, 8, (0.6, 1.0), phones=PHONES)
+    sets = [*TIERED, "jit_compile=on", "hoist_input=on"]
+    with ThreadPoolExecutor(2) as pool:
+        runs = [pool.submit(train, corpus, tmp_path / out, strategy, tmp_path, 2, sets)
+                for out, strategy in (("single", "none"), ("mirrored", "mirrored"))]
+        (single, single_out), (mirrored, mirrored_out) = (r.result() for r in runs)
+    np.testing.assert_allclose(mirrored, single, rtol=1e-4)
+    assert "jit_compile on is not used under a distribution strategy" in mirrored_out
+    assert "jit_compile on is not used" not in single_out
