@@ -208,8 +208,12 @@ class CategoricalHead:
         return q.quantise(samples, self.levels, self.quantisation, ops=ops)
 
     def decode(self, classes, ops=np):
-        """Class ids -> sample values (normalised units)."""
-        return q.dequantise(classes, self.levels, self.quantisation, ops=ops)
+        """Class ids -> sample values (normalised units): a lookup in the table of
+        every class's value (speechgen.data.quantise.class_values), the one path from
+        classes to values for sampling, the generator's carried classes and evaluate."""
+        if ops is np:
+            return self._values[np.asarray(classes)]
+        return ops.take(ops.convert_to_tensor(self._values), ops.cast(classes, "int32"))
 
     def point(self, outputs):
         """The decoded expectation ``sum_k p_k v_k``, ``(..., hop)``."""
@@ -253,8 +257,7 @@ class CategoricalHead:
     def sample(self, outputs, draw_key, temperature=1.0, noise=0.0):
         """Drawn samples' values ``(...)`` float32 for logits ``(..., levels)``
         (:meth:`sample_classes`, decoded)."""
-        classes = self.sample_classes(outputs, draw_key, temperature)
-        return keras.ops.take(keras.ops.convert_to_tensor(self._values), classes)
+        return self.decode(self.sample_classes(outputs, draw_key, temperature), ops=keras.ops)
 
     def describe(self):
         return f"categorical ({self.levels} {self.quantisation} levels)"
