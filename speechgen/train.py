@@ -123,8 +123,9 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=(), st
         write_text(out / "config.yaml", dump_config(config))
         for note in corpus.notes:
             log(f"note: {note}")
-        if _jit_note(config, strategy):
-            log(_jit_note(config, strategy))
+        note = _jit_note(config, strategy)
+        if note:
+            log(note)
         callbacks = [*callbacks, *_tensorboard(tensorboard, out, corpus, normaliser, config)]
         result = _fit(model, corpus, config, out, datasets, [], verbose, log, callbacks)
     except BaseException:
