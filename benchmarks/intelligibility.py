@@ -3,9 +3,9 @@ then judge intelligibility (issue "Say it: phone- and text-driven speech that a
 recogniser understands").
 
 For each corpus: train the speech recipe with phone conditioning (``--config speech
---set phones=current`` plus any ``--set``) for at most ``--minutes`` of wall-clock time
-(training stops at the first epoch end past the budget; early stopping may end it
-sooner), then run the intelligibility report (``evaluate --intelligibility``:
+--set phones=current`` plus any ``--set``) with a time budget of ``--minutes``
+(``max_minutes``: as many epochs as fit, the cosine learning rate annealed over them;
+early stopping may end it sooner), then run the intelligibility report (``evaluate --intelligibility``:
 PocketSphinx allphone PER of the real recordings, of the audio generated from each test
 utterance's own ``.PHN`` timeline and of a shuffled-timeline control, and MCD-DTW of the
 generated and control audio against the recordings) on the test utterances.
@@ -122,8 +122,6 @@ def plot_examples(examples, rate, path, title):
 
 def run_corpus(corpus_name, minutes, sets, runs, utterances, temperature, seed, audio_dir, plot_path,
                n_examples, clip_seconds, extra_temperatures=(), data_path=None):
-    import keras
-
     from speechgen.config import load_config
     from speechgen.data.audio import write_wav
     from speechgen.data.corpus import reopen_corpus
@@ -137,24 +135,13 @@ def run_corpus(corpus_name, minutes, sets, runs, utterances, temperature, seed, 
     from speechgen.sample import generation_settings
     from speechgen.train import train
 
-    class StopAfter(keras.callbacks.Callback):
-        """End training at the first epoch end past the budget."""
-
-        def __init__(self, seconds):
-            super().__init__()
-            self.deadline = time.perf_counter() + seconds
-
-        def on_epoch_end(self, epoch, logs=None):
-            if time.perf_counter() > self.deadline:
-                self.model.stop_training = True
-
     run = runs / f"speech-phones-{corpus_name}"
     overrides = ["phones=current", *sets]
-    config = load_config(["speech"], overrides)
+    config = load_config(["speech"], [f"max_minutes={minutes}", *overrides])
     load_before = load()
     print(f"load average before training: {os.getloadavg()}", flush=True)
     started = time.perf_counter()
-    result = train(data_path or CORPUS[corpus_name], run, config, force=True, verbose=2, callbacks=[StopAfter(minutes * 60)])
+    result = train(data_path or CORPUS[corpus_name], run, config, force=True, verbose=2)
     train_s = time.perf_counter() - started
     load_after = load()
     print(f"load average after training: {os.getloadavg()}", flush=True)

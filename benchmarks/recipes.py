@@ -1,8 +1,9 @@
 """Recipes under one time budget: train, then score bits per sample, generation quality
 and drift (issue "Generate audio that sounds like its training data").
 
-For each (recipe, corpus) pair: train for at most ``--minutes`` of wall-clock time
-(early stopping may end sooner), then
+For each (recipe, corpus) pair: train with a time budget of ``--minutes``
+(``max_minutes``: the run plans as many of its epochs as fit and ends within the
+budget; a cosine learning rate anneals over them; early stopping may end sooner), then
 
 - ``evaluate``: test bits per sample next to the histogram and LPC baselines
   (categorical heads), test MSE next to zero / persistence (all heads);
@@ -38,9 +39,11 @@ def load():
     return os.getloadavg()[0]
 
 
-def run_pair(recipe, corpus, minutes, seconds, temperature, out_root, sets=()):
-    import keras
+def _slug(label):
+    return "".join(c if c.isalnum() else "-" for c in label).strip("-")
 
+
+def run_pair(recipe, corpus, minutes, seconds, temperature, out_root, sets=(), label=""):
     from speechgen.config import load_config
     from speechgen.data.corpus import reopen_corpus
     from speechgen.evaluate import evaluate_model
@@ -48,22 +51,12 @@ def run_pair(recipe, corpus, minutes, seconds, temperature, out_root, sets=()):
     from speechgen.model import load_model
     from speechgen.train import train
 
-    class StopAfter(keras.callbacks.Callback):
-        """End training at the first epoch end past the budget."""
-
-        def __init__(self, seconds):
-            super().__init__()
-            self.deadline = time.perf_counter() + seconds
-
-        def on_epoch_end(self, epoch, logs=None):
-            if time.perf_counter() > self.deadline:
-                self.model.stop_training = True
-
-    run = out_root / f"{recipe}-{corpus}"
-    config = load_config([recipe], ["phones=none", *sets])
+    # One run directory per pair and label: a second arm never overwrites the first.
+    run = out_root / "-".join(filter(None, [recipe, corpus, _slug(label)]))
+    config = load_config([recipe], ["phones=none", f"max_minutes={minutes}", *sets])
     load_before = load()
     started = time.perf_counter()
-    result = train(CORPUS[corpus], run, config, force=True, verbose=2, callbacks=[StopAfter(minutes * 60)])
+    result = train(CORPUS[corpus], run, config, force=True, verbose=2)
     train_s = time.perf_counter() - started
     model = load_model(run / "model.keras")
     data = reopen_corpus(model.train_config)
@@ -77,7 +70,7 @@ def run_pair(recipe, corpus, minutes, seconds, temperature, out_root, sets=()):
     test = splits["test"]
     return {
         "recipe": recipe, "corpus": corpus, "head": model.head.describe(), "parameters": model.count_params(),
-        "epochs": result.summary["epochs"], "train_seconds": train_s, "seconds_per_epoch": result.summary["seconds_per_epoch"],
+        "epochs": result.summary["epochs"], "stopped": result.summary["stopped"], "train_seconds": train_s, "seconds_per_epoch": result.summary["seconds_per_epoch"],
         "test_bits": test.get("bits"), "test_mse": {k: test[k] for k in ("model", "zero", "persistence")},
         "q": q["q"], "fd": q["fd"], "voiced": q["voiced"], "silent": q["silent"],
         "stable_seconds": report["stable_seconds"], "generated_seconds": report["seconds"],
@@ -116,7 +109,8 @@ def main():
     print(HEADER)
     for corpus in args.corpus:
         for recipe in args.recipe:
-            r = run_pair(recipe, corpus, args.minutes, args.seconds, args.temperature, args.runs, args.sets)
+            r = run_pair(recipe, corpus, args.minutes, args.seconds, args.temperature, args.runs, args.sets,
+                         args.label)
             r["sets"] = list(args.sets)
             results[f"{recipe}/{corpus}" + (f", {args.label}" if args.label else "")] = r
             args.json.write_text(json.dumps(results, indent=2, default=float) + "\n")

@@ -73,11 +73,14 @@ class Config:
     # Optimisation.
     optimizer: str = "adam"
     learning_rate: float = 1e-3
-    lr_schedule: str = "constant"  # constant | cosine (decays to lr_final x learning_rate over epochs)
+    lr_schedule: str = "constant"  # constant | cosine (to lr_final x learning_rate over epochs, or max_minutes)
     lr_final: float = 0.1  # cosine: the final learning rate, as a fraction of learning_rate
     clipnorm: float = 1.0  # gradient clipping by global norm; 0 disables
     epochs: int = 100
     patience: int = 10  # early stopping on val_loss
+    # A time budget (0: none): the run plans as many epochs as fit (at most `epochs`),
+    # ends within it, and a cosine learning rate anneals over it (speechgen.training.budget)
+    max_minutes: float = 0.0
     max_batches: int = 0  # cap batches per epoch (0: the whole split)
     checkpoint_batches: int = 0  # also checkpoint every N training batches within an epoch (0: epoch ends only)
     mixed_precision: str = "none"  # none | mixed_float16 (GPU) | mixed_bfloat16 (CPUs with bf16)
@@ -243,6 +246,8 @@ def validate(config):
         raise UsageError(f"config: seed must be below 2**32, got {config.seed}")
     if config.learning_rate <= 0:
         raise UsageError(f"config: learning_rate must be positive, got {config.learning_rate}")
+    if config.max_minutes < 0:
+        raise UsageError(f"config: max_minutes must be 0 (no time budget) or positive, got {config.max_minutes}")
     if not 0 <= config.lr_final <= 1:
         raise UsageError(f"config: lr_final must be in [0, 1] (a fraction of learning_rate), got {config.lr_final}")
     _validate_head(config)
@@ -255,7 +260,7 @@ def validate(config):
 
 # Keys resume applies; the rest is baked into the checkpoint's model and optimizer (or
 # the data split), so changing them would be silently ignored.
-RESUMABLE = ("epochs", "patience", "max_batches", "checkpoint_batches")
+RESUMABLE = ("epochs", "patience", "max_batches", "checkpoint_batches", "max_minutes")
 
 
 def changed_keys(saved, config, resumable=RESUMABLE):
@@ -293,9 +298,10 @@ def check_resumable(saved, config, resumable=RESUMABLE):
 # train_config, which holds hyper-parameters only. model.keras: val_rmse (the square
 # root of the best epoch's val_mse, normalised units; --noise scales by it).
 # checkpoint.keras: epochs_done (finished epochs), batches_done (batches of the next
-# epoch done, 0 at an epoch end) and, mid-epoch, epoch_seconds (that epoch's training
-# time so far).
-RUN_KEYS = ("val_rmse", "epochs_done", "batches_done", "epoch_seconds")
+# epoch done, 0 at an epoch end), mid-epoch, epoch_seconds (that epoch's training
+# time so far) and, in a run with a time budget, lr_progress (how far along its cosine
+# the learning rate is, 0..1: speechgen.training.budget).
+RUN_KEYS = ("val_rmse", "epochs_done", "batches_done", "epoch_seconds", "lr_progress")
 
 
 def split_run_state(train_config):

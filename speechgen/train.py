@@ -98,6 +98,7 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=(), st
 
     # Validate everything that can fail before creating anything on disk.
     _check_mid_epoch_strategy(config, strategy)
+    _check_budget_strategy(config, strategy)
     corpus = load_corpus(data, config.split, config.seed)
     if config.phones != "none" and corpus.layout == "file":
         raise SpeechgenError(
@@ -136,6 +137,16 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=(), st
         # can simply be run again (with a lower learning rate, say).
         discard_unfinished(out, fresh)
     return result
+
+
+def _check_budget_strategy(config, strategy):
+    """A time budget decides when the run ends and how fast its learning rate falls from
+    a clock: workers of a multi-worker run would each read their own and disagree."""
+    if strategy == "multi-worker" and config.max_minutes:
+        raise UsageError(
+            f"--set max_minutes={config.max_minutes:g}: a time budget needs one process (--strategy none or "
+            "mirrored); with multi-worker, set epochs"
+        )
 
 
 def _check_mid_epoch_strategy(config, strategy):
@@ -221,6 +232,7 @@ def resume(run, sets=(), verbose=1, log=print, callbacks=(), strategy="none", te
         )
     config = load_config([run / "config.yaml"], sets)
     _check_mid_epoch_strategy(config, strategy)
+    _check_budget_strategy(config, strategy)
     strategy = make_strategy(strategy)
     chief = is_chief(strategy)
     rows_per_replica = per_replica_batch(config.batch_size, strategy)
@@ -253,8 +265,16 @@ def resume(run, sets=(), verbose=1, log=print, callbacks=(), strategy="none", te
         raise SpeechgenError(
             f"{run}: already ran {len(rows)} of {config.epochs} epochs; resume with --set epochs=N for more"
         )
+    from .training.budget import planned_epochs
     from .training.callbacks import RunRecorder
 
+    if config.max_minutes and planned_epochs([r["seconds"] for r in rows], config.max_minutes * 60, config.epochs) \
+            <= len(rows):
+        spent = sum(r["seconds"] for r in rows) / 60
+        raise SpeechgenError(
+            f"{run}: its {len(rows)} epochs took {spent:.1f} of its max_minutes={config.max_minutes:g}, and "
+            f"another would not fit; resume with --set max_minutes=N for more (or max_minutes=0)"
+        )
     stopped = RunRecorder(run, rows=rows, patience=config.patience)
     if stopped.should_stop():
         waited = len(rows) - stopped.best_epoch
@@ -316,6 +336,7 @@ def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks, pa
     its history row adds the ``s`` seconds the batches before took.
     """
     from .training.callbacks import EndAfterEpoch, EpochLog, ResetStates, RunRecorder, StopOnNaN
+    from .training.budget import TimeBudget
     from .training.schedules import DriftSchedules
     from .evaluate import evaluate_model
     from .model import load_model
@@ -340,9 +361,16 @@ def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks, pa
         first_batch=first, seconds_before=partial["seconds"] if partial else 0.0,
     )
     nan_guard = StopOnNaN()
+    budget = TimeBudget(
+        config, n_batches, rows, first_batch=first, seconds_before=partial["seconds"] if partial else 0.0,
+        progress=float((model.run_state or {}).get("lr_progress") or 0.0),
+    )
+    if config.max_minutes:
+        log(f"time budget: {config.max_minutes:g} min; the run plans as many of its {config.epochs} epochs as fit"
+            + (" and anneals its learning rate over them" if config.lr_schedule == "cosine" else ""))
     lines = [EpochLog(recorder, config.epochs, log)] if verbose == 2 else []
     callbacks = [
-        ResetStates(train_plan, valid_plan, first), schedules, nan_guard, recorder, *lines, *callbacks,
+        ResetStates(train_plan, valid_plan, first), schedules, budget, nan_guard, recorder, *lines, *callbacks,
     ]
     # A run resumed mid-epoch first finishes that epoch (from batch `first`) in a fit
     # of its own, then fits the remaining epochs whole.
@@ -385,6 +413,7 @@ def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks, pa
         "stopped": (
             "interrupted" if interrupted
             else "nan" if nan_guard.batch
+            else "budget" if budget.stopped
             else "early" if len(rows) < config.epochs
             else "epochs"
         ),
@@ -396,7 +425,8 @@ def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks, pa
     write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     if rows:
         log(
-            f"{len(rows)} epochs, {summary['seconds_total']:.1f} s of training "
+            f"{len(rows)} epochs" + (f" (as many as fit in max_minutes={config.max_minutes:g})" if budget.stopped else "")
+            + f", {summary['seconds_total']:.1f} s of training "
             f"({summary['seconds_per_epoch']:.2f} s per epoch); "
             + (
                 f"best val_loss {recorder.best:.6g} at epoch {recorder.best_epoch}"

@@ -62,7 +62,7 @@ def test_resume_diffing_names_the_first_key_it_cannot_apply():
         check_resumable(saved, config)
     assert str(info.value) == (
         "--set units: cannot change units when resuming (only epochs, patience, max_batches, "
-        "checkpoint_batches can); start a new run"
+        "checkpoint_batches, max_minutes can); start a new run"
     )
     check_resumable(saved, load_config([], ["epochs=9"]))  # no error
     # An older run's boolean hoist_input is today's on/off: not a change; auto is one.

@@ -238,7 +238,7 @@ class RunRecorder(keras.callbacks.Callback):
                 copy.set_weights(self.model.get_weights())
                 # The position in the run belongs to the checkpoint alone.
                 copy.run_state = updated_run_state(
-                    copy.run_state, epochs_done=None, batches_done=None, epoch_seconds=None
+                    copy.run_state, epochs_done=None, batches_done=None, epoch_seconds=None, lr_progress=None
                 )
                 copy.save(tmp)
 

@@ -10,10 +10,13 @@ def make_optimizer(config, steps_per_epoch=1):
     ``learning_rate`` down to ``lr_final x learning_rate`` over ``epochs x
     steps_per_epoch`` optimizer steps. The schedule is part of the optimizer and is
     driven by its step count, so a resumed run (whose checkpoint holds both) continues
-    it exactly; its length is fixed when the run starts.
+    it exactly; its length is fixed when the run starts. A run with a time budget
+    (``max_minutes``) plans its length as it goes: its learning rate is a plain,
+    settable one, which :class:`speechgen.training.budget.TimeBudget` sets before
+    every batch.
     """
     lr = config.learning_rate
-    if config.lr_schedule == "cosine":
+    if config.lr_schedule == "cosine" and not config.max_minutes:
         lr = keras.optimizers.schedules.CosineDecay(
             lr, decay_steps=max(1, config.epochs * steps_per_epoch), alpha=config.lr_final
         )
