@@ -95,8 +95,8 @@ HEADER = ("| recipe | corpus | head | test bits | histogram bits | LPC bits | q 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipe", action="append", required=True)
-    parser.add_argument("--corpus", action="append", required=True, choices=sorted(CORPUS))
+    parser.add_argument("--recipe", action="append", default=[])
+    parser.add_argument("--corpus", action="append", default=[], choices=sorted(CORPUS))
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--seconds", type=float, default=30.0, help="free-running seconds per prime")
     parser.add_argument("--temperature", type=float, default=1.0)
@@ -104,8 +104,17 @@ def main():
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "recipes")
     parser.add_argument("--json", type=Path, default=ROOT / "docs" / "recipes.json")
     parser.add_argument("--label", default="", help="appended to each pair's key in the JSON (e.g. the --set used)")
+    parser.add_argument("--table", action="store_true", help="only print the table of the pairs in --json")
     args = parser.parse_args()
     results = json.loads(args.json.read_text()) if args.json.exists() else {}
+    if args.table:
+        top, rule = HEADER.splitlines()
+        print(f"| pair {top}\n| --- {rule}")
+        for key, r in results.items():
+            print(f"| {key} {row(r)}")
+        return
+    if not args.recipe or not args.corpus:
+        parser.error("--recipe and --corpus are needed (or --table)")
     print(HEADER)
     for corpus in args.corpus:
         for recipe in args.recipe:

@@ -158,3 +158,17 @@ def test_bad_budgets_are_usage_errors(data, tmp_path):
     assert done.returncode == 2, done.stderr
     assert "max_minutes=5: a time budget needs one process" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_a_run_started_without_a_budget_keeps_keras_schedule_when_resumed_with_one(data, tmp_path):
+    run = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train", str(data), "--out", str(run), "--quiet",
+                                  *sets(epochs=2, patience=0, lr_schedule="cosine", lr_final=0.1)])
+    assert r.exit_code == 0, r.output
+    more = CliRunner().invoke(main, ["train", "--resume", str(run), "--quiet", "--set", "epochs=3",
+                                     "--set", "max_minutes=1000"])
+    assert more.exit_code == 0, more.output
+    lr = column(run, "learning_rate")
+    # CosineDecay's length was fixed at 2 epochs when the run started: epoch 3 stays at its end.
+    np.testing.assert_allclose(lr[1:], 0.01 * 0.1, rtol=1e-4)
+    assert len(lr) == 3
