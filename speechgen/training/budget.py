@@ -11,7 +11,8 @@ Ramanan, ICLR 2020: anneal to the budget you have):
 - after each epoch, the planned number of epochs is how many fit into the budget at
   the mean epoch time so far (training plus validation), at most ``epochs``;
 - the run ends at the end of the last planned epoch, so it stays within the budget
-  (unless its first epoch alone is longer);
+  (unless its first epoch alone is longer, or the last one is slower than the mean
+  and overruns it by part of an epoch);
 - the cosine runs from ``learning_rate`` to ``lr_final x learning_rate`` over the
   planned epochs' steps; during the first epoch, before any epoch time is known, it
   follows whichever is further along, the steps of ``epochs`` or the elapsed share of
