@@ -265,11 +265,10 @@ def resume(run, sets=(), verbose=1, log=print, callbacks=(), strategy="none", te
         raise SpeechgenError(
             f"{run}: already ran {len(rows)} of {config.epochs} epochs; resume with --set epochs=N for more"
         )
-    from .training.budget import planned_epochs
+    from .training.budget import budget_spent
     from .training.callbacks import RunRecorder
 
-    if config.max_minutes and planned_epochs([r["seconds"] for r in rows], config.max_minutes * 60, config.epochs) \
-            <= len(rows):
+    if budget_spent([r["seconds"] for r in rows], config.max_minutes * 60, config.epochs):
         spent = sum(r["seconds"] for r in rows) / 60
         raise SpeechgenError(
             f"{run}: its {len(rows)} epochs took {spent:.1f} of its max_minutes={config.max_minutes:g}, and "
@@ -354,15 +353,16 @@ def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks, pa
         + (f"; {len(inventory)} phones ({config.phones})" if inventory else "")
     )
     first = partial["batches_done"] if partial else 0
+    seconds_before = partial["seconds"] if partial else 0.0
     schedules = DriftSchedules(config)
     recorder = RunRecorder(
         out, rows=rows, patience=config.patience, schedules=schedules,
         checkpoint_batches=config.checkpoint_batches, n_batches=n_batches,
-        first_batch=first, seconds_before=partial["seconds"] if partial else 0.0,
+        first_batch=first, seconds_before=seconds_before,
     )
     nan_guard = StopOnNaN()
     budget = TimeBudget(
-        config, n_batches, rows, first_batch=first, seconds_before=partial["seconds"] if partial else 0.0,
+        config, n_batches, rows, first_batch=first, seconds_before=seconds_before,
         progress=float((model.run_state or {}).get("lr_progress") or 0.0),
     )
     if config.max_minutes:

@@ -48,6 +48,14 @@ def planned_epochs(epoch_seconds, budget_seconds, epochs):
     return max(len(epoch_seconds), min(epochs, int(budget_seconds // mean)))
 
 
+def budget_spent(epoch_seconds, budget_seconds, epochs):
+    """True when a run with a budget has done all the epochs it plans
+    (:func:`planned_epochs`) but not all of ``epochs``: the budget, not the epoch
+    count, ends it."""
+    done = len(epoch_seconds)
+    return bool(budget_seconds) and done < epochs and done >= planned_epochs(epoch_seconds, budget_seconds, epochs)
+
+
 class TimeBudget(keras.callbacks.Callback):
     """End the run within ``config.max_minutes`` and, for a cosine schedule built with
     a settable learning rate (:func:`drives_learning_rate`), set the learning rate
@@ -96,11 +104,9 @@ class TimeBudget(keras.callbacks.Callback):
         # The rate of the next step, as Keras' schedules report it at an epoch end
         # (history.csv's learning_rate column), by the plan the finished epoch updates.
         self._set_rate((epoch + 1) * self.steps_per_epoch)
-        if self.budget and len(self.epoch_seconds) >= planned_epochs(self.epoch_seconds, self.budget,
-                                                                     self.config.epochs):
-            if len(self.epoch_seconds) < self.config.epochs:
-                self.stopped = True
-                self.model.stop_training = True
+        if budget_spent(self.epoch_seconds, self.budget, self.config.epochs):
+            self.stopped = True
+            self.model.stop_training = True
 
     def _set_rate(self, step):
         """Set the learning rate of optimizer step ``step`` (0-based, over the run)."""
