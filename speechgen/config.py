@@ -42,6 +42,7 @@ class Config:
     utterances: str = "separate"
     # Phone conditioning (corpus folders with .PHN labels).
     phones: str = "none"  # none | current (phone of the predicted samples) | context (prev, cur, next)
+    # | context_position (prev, cur, next and how far into the current phone)
     phone_embedding: int = 0  # 0: one-hot phones; N: a learned N-dim embedding
     phone_folding: str = "none"  # none | timit39 (Lee & Hon's 39 classes)
     # Model.
@@ -101,7 +102,7 @@ CHOICES = {
     "normalisation": ("meanrange", "minmax"),
     "output_activation": ("tanh", "linear"),
     "optimizer": ("adam", "sgd", "rmsprop", "adamw"),
-    "phones": ("none", "current", "context"),
+    "phones": ("none", "current", "context", "context_position"),
     "phone_folding": ("none", "timit39"),
     "mixed_precision": ("none", "mixed_float16", "mixed_bfloat16"),
     "sampling_schedule": ("linear", "inverse_sigmoid"),

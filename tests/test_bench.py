@@ -55,6 +55,7 @@ def test_flops_counted_by_hand(measure):
     ({"hoist_input": True}, 0),
     ({"phones": ["a", "b", "c"], "phone_context": 3}, 9),  # one-hot: 3 phones x 3 positions
     ({"phones": ["a", "b", "c"], "phone_context": 3, "phone_embedding": 2}, 6),
+    ({"phones": ["a", "b", "c"], "phone_context": 4, "phone_embedding": 2}, 22),  # and 16 position buckets
 ])
 def test_flops_are_two_per_weight_of_the_models_matmuls(measure, kwargs, extra):
     """Forward, every kernel entry is one multiply-add per step: FLOPs = 2 x (parameters

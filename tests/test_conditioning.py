@@ -24,6 +24,22 @@ def test_track_fills_gaps_and_gives_current_previous_next():
     np.testing.assert_array_equal(first, [[SIL, SIL, AA]])  # before the start: the fill phone
 
 
+def test_position_column_counts_sixteenths_of_the_current_phone():
+    from speechgen.data.phones import POSITIONS
+
+    assert POSITIONS == 16
+    track = PhoneTrack([Segment(0, 32, "aa"), Segment(32, 40, "iy")], 40, INVENTORY)
+    ids = track.step_ids(first_target=0, n_steps=40, hop=1, context=4)
+    np.testing.assert_array_equal(ids[:, :3], track.step_ids(0, 40, hop=1, context=3))  # same first three
+    # aa is 32 samples: 2 per bucket; iy is 8 samples: its k-th sample is at 2k sixteenths.
+    np.testing.assert_array_equal(ids[:32, 3], np.repeat(np.arange(16), 2))
+    np.testing.assert_array_equal(ids[32:, 3], 2 * np.arange(8))
+    # Frames of 8: the step's middle sample (3.5 into the frame) decides: 3.5/32, 11.5/32, ...
+    frames = track.step_ids(first_target=0, n_steps=5, hop=8, context=4)
+    np.testing.assert_array_equal(frames[:, 1], [AA, AA, AA, AA, IY])
+    np.testing.assert_array_equal(frames[:, 3], [1, 5, 9, 13, 7])
+
+
 def test_frame_phone_is_the_majority_of_its_samples():
     track = PhoneTrack([Segment(0, 7, "aa"), Segment(7, 20, "iy"), Segment(20, 22, "s")], 30, INVENTORY)
     # Frames of 10 samples: [0,10) is 7 aa + 3 iy -> aa; [10,20) all iy; [20,30) 2 s + 8 fill -> h#.

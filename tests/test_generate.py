@@ -118,7 +118,7 @@ def test_tiered_generation_equals_keras_per_sample(head, embedding, lookup):
 
 @pytest.mark.parametrize("hoist", [False, True])
 @pytest.mark.parametrize("hop, context, embedding, tiered", [(1, 1, 0, False), (1, 3, 5, False), (16, 1, 0, False),
-                                                             (8, 1, 3, True)])
+                                                             (8, 1, 3, True), (8, 4, 3, True)])
 def test_phone_conditioned_generation_of_n_streams_equals_keras(hop, context, embedding, tiered, hoist):
     phones = ["aa", "h#", "iy", "s"]
     extra = dict(predictor_units=[8]) if tiered else {}

@@ -172,15 +172,18 @@ def peak_hz(x):
 
 
 @pytest.mark.slow
-def test_say_phones_gives_each_segment_its_tone(tmp_path):
+@pytest.mark.parametrize("phones", ["current", "context_position"])
+def test_say_phones_gives_each_segment_its_tone(tmp_path, phones):
     """A tiered categorical model (frame tier + sample-level predictor, 64 mu-law
     levels) trained on the tone corpus says "aa iy aa" as 220, 440, 220 Hz, each
-    segment lasting the median training duration of its phone."""
+    segment lasting the median training duration of its phone; told the phone alone,
+    or its neighbours and the position within it too (four id columns from the
+    training pipeline to say's timeline)."""
     from speechgen.data.audio import read_audio
     from speechgen.model import load_model
 
     corpus = tone_corpus(tmp_path / "corpus", rate=RATE)
-    sets = ["window=16", "hop=8", "seq_len=32", "batch_size=16", "units=[64]", "phones=current", "output=categorical",
+    sets = ["window=16", "hop=8", "seq_len=32", "batch_size=16", "units=[64]", f"phones={phones}", "output=categorical",
             "levels=64", "predictor_units=[64]", "learning_rate=0.01", "epochs=8", "patience=0"]
     result = run("train", corpus, "--out", tmp_path / "run", "--quiet", *[x for s in sets for x in ("--set", s)])
     assert result.exit_code == 0, result.output

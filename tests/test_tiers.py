@@ -27,7 +27,7 @@ def three_tier(batch_size=2, phones=None, **kw):
                   predictor_units=[10], top_units=[14, 6], top_frame=8)
     values.update(kw)
     if phones:
-        values.update(phones=PHONES, phone_context=phones, phone_embedding=3 if phones == 3 else 0)
+        values.update(phones=PHONES, phone_context=phones, phone_embedding=3 if phones >= 3 else 0)
     return SpeechRNN(**values)
 
 
@@ -47,6 +47,7 @@ def sharpened(model, factor=8.0):
     (1, None, dict(input_embedding=3)),
     (3, 1, {}),
     (2, 3, dict(output="mse", output_activation="linear", hoist_input=True)),
+    (2, 4, {}),  # phones with their position within the phone
     (2, None, dict(top_frame=12, window=12, predictor_window=6)),
     (1, None, dict(output="mse", output_activation="tanh", top_frame=4, top_units=[6])),  # ratio 1
 ])

@@ -7,14 +7,24 @@ one id per sample, so memory grows with the number of segments, not of samples.
 A step predicts target samples ``[a, a + hop)``; its phone is the phone covering most
 of them (for ``hop == 1``: the phone of the predicted sample). With ``context`` the step
 also gets the phones of the previous and next segments (write-up 2's course code used
-previous/current/next), so each step carries ``C = 1`` or ``3`` ids.
+previous/current/next), so each step carries ``C = 1`` or ``3`` ids. With
+``context_position`` a fourth column tells how far the step is into its phone: the
+fraction of the segment before the step's middle sample, in ``POSITIONS`` equal
+buckets (0: the phone's first sixteenth), so a model can shape a phone's onset,
+steady part and transition to the next one (``C = 4``).
 """
 
 import numpy as np
 
 from .labels import FILL
 
-CONTEXTS = {"current": 1, "context": 3}
+CONTEXTS = {"current": 1, "context": 3, "context_position": 4}
+POSITIONS = 16  # buckets of the position within a phone (the last id column of C = 4)
+
+
+def positions_of(context):
+    """Position buckets in the id columns of a model with ``context`` ids per step."""
+    return POSITIONS if context == CONTEXTS["context_position"] else 0
 
 
 class PhoneTrack:
@@ -61,7 +71,8 @@ class PhoneTrack:
             first_target: sample index of the first step's first target sample.
             n_steps: steps.
             hop: target samples per step.
-            context: 1 (current phone) or 3 (previous, current, next).
+            context: 1 (current phone), 3 (previous, current, next) or 4 (those
+                and the position bucket, ``0 .. POSITIONS - 1``, within the current one).
         Returns:
             int32 array ``(n_steps, context)``.
         """
@@ -82,7 +93,13 @@ class PhoneTrack:
         n = len(self.ids)
         prev = np.where(seg > 0, self.ids[np.maximum(seg - 1, 0)], self.fill)
         nxt = np.where(seg < n - 1, self.ids[np.minimum(seg + 1, n - 1)], self.fill)
-        return np.stack([prev, current, nxt], axis=1).astype(np.int32)
+        columns = [prev, current, nxt]
+        if context == 4:
+            # Where the step's middle lies in its segment, as a share of the segment.
+            middle = a + (hop - 1) / 2
+            share = (middle - self.starts[seg]) / np.maximum(self.ends[seg] - self.starts[seg], 1)
+            columns.append(np.clip(np.floor(share * POSITIONS), 0, POSITIONS - 1))
+        return np.stack(columns, axis=1).astype(np.int32)
 
 
 def folding_table(name):

@@ -12,15 +12,20 @@ class PhoneEncoding(layers.Layer):
     Args:
         n_phones: size of the phone inventory.
         embedding: 0 for one-hot, else the embedding size.
+        positions: 0, or the number of position buckets when the last id column is
+            the position within the current phone (``phones: context_position``):
+            that column is one-hot over ``positions``, never looked up as a phone.
     Shapes:
-        ``(batch, steps, context)`` int32 -> ``(batch, steps, context * width)`` float,
-        ``width = n_phones`` (one-hot) or ``embedding``.
+        ``(batch, steps, context)`` int32 -> ``(batch, steps, phone_columns * width +
+        positions)`` float, ``width = n_phones`` (one-hot) or ``embedding``;
+        ``phone_columns = context`` (``context - 1`` with positions).
     """
 
-    def __init__(self, n_phones, embedding=0, **kwargs):
+    def __init__(self, n_phones, embedding=0, positions=0, **kwargs):
         super().__init__(**kwargs)
         self.n_phones = n_phones
         self.embedding = embedding
+        self.positions = int(positions)
         self.table = layers.Embedding(n_phones, embedding, name="table") if embedding else None
 
     def build(self, input_shape):
@@ -28,19 +33,26 @@ class PhoneEncoding(layers.Layer):
             self.table.build(input_shape)
 
     def call(self, ids):
+        phone_ids = ids[..., :-1] if self.positions else ids
         if self.table is not None:
-            vectors = self.table(ids)
+            vectors = self.table(phone_ids)
         else:
-            vectors = keras.ops.one_hot(ids, self.n_phones, dtype=self.compute_dtype)
+            vectors = keras.ops.one_hot(phone_ids, self.n_phones, dtype=self.compute_dtype)
         shape = keras.ops.shape(vectors)
-        return keras.ops.reshape(vectors, (shape[0], shape[1], shape[2] * shape[3]))
+        encoded = keras.ops.reshape(vectors, (shape[0], shape[1], shape[2] * shape[3]))
+        if not self.positions:
+            return encoded
+        position = keras.ops.one_hot(ids[..., -1], self.positions, dtype=encoded.dtype)
+        return keras.ops.concatenate([encoded, position], axis=-1)
 
     def compute_output_shape(self, input_shape):
         width = self.embedding or self.n_phones
-        return (*input_shape[:2], input_shape[2] * width)
+        columns = input_shape[2] - 1 if self.positions else input_shape[2]
+        return (*input_shape[:2], columns * width + self.positions)
 
     def get_config(self):
-        return {**super().get_config(), "n_phones": self.n_phones, "embedding": self.embedding}
+        return {**super().get_config(), "n_phones": self.n_phones, "embedding": self.embedding,
+                "positions": self.positions}
 
 
 @keras.saving.register_keras_serializable(package="speechgen")

@@ -13,7 +13,7 @@ import numpy as np
 from keras import layers
 
 from ..config import split_run_state
-from ..data.phones import CONTEXTS
+from ..data.phones import CONTEXTS, positions_of
 from ..data.quantise import quantise
 from ..errors import SpeechgenError
 from .checkpoint_state import CheckpointState
@@ -58,7 +58,8 @@ class SpeechRNN(MultiWorkerFit, CheckpointState, keras.Model):
             ``checkpoint.keras`` (:class:`speechgen.training.callbacks.RunRecorder`).
         phones: the phone inventory (list, id order) of a phone-conditioned model, or
             None.
-        phone_context: phone ids per step, 1 (current) or 3 (previous, current, next).
+        phone_context: phone ids per step, 1 (current), 3 (previous, current, next) or 4
+            (those and the position bucket within the current phone).
         phone_embedding: 0 for one-hot phones, else the learned embedding size.
         phone_durations: phone -> median duration in seconds in the training corpus
             (dict), the durations ``speechgen say`` gives the phones it speaks; None
@@ -164,10 +165,11 @@ class SpeechRNN(MultiWorkerFit, CheckpointState, keras.Model):
         if top_units:
             # Phones, if any, condition the upper tier only (the phones of its steps).
             top = _upper_tier(x, ids, window, top_frame, top_ratio, top_units, units[0], dropout, regulariser,
-                              hidden, phones, phone_embedding)
+                              hidden, phones, phone_embedding, positions_of(phone_context))
             x = layers.Concatenate(name="frames_and_top", dtype=hidden)([x, top])
         elif phones:
-            encoded = PhoneEncoding(len(phones), phone_embedding, name="phone_encoding", dtype=hidden)(ids)
+            encoded = PhoneEncoding(len(phones), phone_embedding, positions_of(phone_context),
+                                    name="phone_encoding", dtype=hidden)(ids)
             x = layers.Concatenate(name="frames_and_phones", dtype=hidden)([x, encoded])
         for i, size in enumerate(units):
             if i and dropout:
@@ -373,14 +375,16 @@ def predictor_windows_index(window, hop, k):
     return (window - k) + np.arange(hop)[:, None] + np.arange(k)[None, :]
 
 
-def _upper_tier(x, ids, window, frame, ratio, units, width, dropout, regulariser, dtype, phones, phone_embedding):
+def _upper_tier(x, ids, window, frame, ratio, units, width, dropout, regulariser, dtype, phones, phone_embedding,
+                positions):
     """The upper frame tier (see :class:`SpeechRNN`): the lower tier's input ``x (B,
     T, window)`` (after input noise) and phone ids ``(B, T, C)`` or None -> ``(B, T,
     width)``, one conditioning vector per lower step; the generator calls the same
     layers once per ``ratio`` lower steps."""
     z = x[:, ::ratio, window - frame :]  # upper step s: the frame before lower step s * ratio
     if ids is not None:
-        encoded = PhoneEncoding(len(phones), phone_embedding, name="phone_encoding", dtype=dtype)(ids[:, ::ratio])
+        encoded = PhoneEncoding(len(phones), phone_embedding, positions, name="phone_encoding",
+                                dtype=dtype)(ids[:, ::ratio])
         z = layers.Concatenate(name="top_frames_and_phones", dtype=dtype)([z, encoded])
     for i, size in enumerate(units):
         if i and dropout:
