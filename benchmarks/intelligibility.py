@@ -12,7 +12,8 @@ generated and control audio against the recordings) on the test utterances.
 
 Writes
 
-- ``--json`` (default ``docs/intelligibility.json``), merged per corpus: the summary,
+- ``--json`` (default ``docs/intelligibility.json``), one entry per corpus and settings
+  (``prompts-real, phones=context``: :func:`result_key`): the summary,
   per-utterance rows, training time, load average, bits per sample, settings;
 - two example WAVs per example utterance into ``--audio-dir`` (``docs/audio/``):
   ``<corpus>-<utt>-generated.wav`` (a fresh draw from the utterance's own timeline,
@@ -186,7 +187,8 @@ def run_corpus(corpus_name, minutes, sets, runs, utterances, temperature, seed, 
               flush=True)
     plot_path.parent.mkdir(parents=True, exist_ok=True)
     plot_examples(examples, model.sample_rate, plot_path,
-                  f"{corpus_name}: speech recipe, phones=current, {minutes:g}-minute budget; generated (left) vs real (right)")
+                  f"{corpus_name}: speech recipe, phones={config.phones}, {minutes:g}-minute budget; "
+                  "generated (left) vs real (right)")
 
     # Secondary: the same report at other temperatures (summaries only; the figures
     # above, at --temperature, are the primary ones).
@@ -246,13 +248,20 @@ def main():
             args.extra_temperature, args.data,
         )
         results = json.loads(args.json.read_text()) if args.json.exists() else {}
-        results[corpus] = r
+        results[result_key(corpus, r["overrides"])] = r
         args.json.write_text(json.dumps(results, indent=2, default=float) + "\n")
         s = r["summary"]
         print(f"{corpus}: PER real {s['per_real']:.3f}, generated {s['per_generated']:.3f} "
               f"({s['per_ratio']:.2f} x real), control {s['per_control']:.3f}; MCD gen {s['mcd_generated']:.2f} "
               f"vs control {s['mcd_control']:.2f} dB; targets {r['targets']}; trained {r['train_seconds']:.0f} s, "
               f"load {r['load_before']:.2f} -> {r['load_after']:.2f}", flush=True)
+
+
+def result_key(corpus, overrides):
+    """The JSON key of one run: the corpus, the phones setting and any other ``--set``
+    (``prompts-real, phones=context``), so runs with other settings sit side by side."""
+    phones = [o for o in overrides if o.startswith("phones=")][-1]
+    return ", ".join([corpus, phones, *(o for o in overrides if not o.startswith("phones="))])
 
 
 if __name__ == "__main__":
