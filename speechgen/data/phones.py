@@ -94,7 +94,7 @@ class PhoneTrack:
         prev = np.where(seg > 0, self.ids[np.maximum(seg - 1, 0)], self.fill)
         nxt = np.where(seg < n - 1, self.ids[np.minimum(seg + 1, n - 1)], self.fill)
         columns = [prev, current, nxt]
-        if context == 4:
+        if positions_of(context):
             # Where the step's middle lies in its segment, as a share of the segment.
             middle = a + (hop - 1) / 2
             share = (middle - self.starts[seg]) / np.maximum(self.ends[seg] - self.starts[seg], 1)
