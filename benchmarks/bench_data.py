@@ -61,7 +61,7 @@ def training_data(p, tmp):
     else:
         data = write_phone_folder(Path(tmp) / "corpus", p["utterances"], p["seconds"])
     corpus = load_corpus(data, config.split, config.seed)
-    normaliser = Normaliser.fit(config.normalisation, corpus.splits["train"])
+    normaliser = Normaliser.fit(config.normalisation, corpus.splits["train"], config.pre_emphasis)
     phones = _phones_for(config, corpus)
     quantise = (config.levels, config.quantisation) if config.output == "categorical" else None
     ds, schedule = split_batches(corpus, "train", normaliser, Framing.of(config),

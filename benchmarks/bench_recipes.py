@@ -283,7 +283,7 @@ def bench_time_to_quality(p):
     config = recipe_config(p["preset"], p.get("sets"))
     prepared = time.perf_counter()
     corpus = load_corpus(path, config.split, config.seed)
-    normaliser = Normaliser.fit(config.normalisation, corpus.splits["train"])
+    normaliser = Normaliser.fit(config.normalisation, corpus.splits["train"], config.pre_emphasis)
     baselines = CategoricalBaselines(corpus.splits["train"], normaliser, config.levels, config.quantisation,
                                      max_samples=p.get("baseline_samples", 4_000_000))
     lpc = baselines.score(corpus.splits["valid"])

@@ -37,6 +37,9 @@ class Config:
     # Data.
     split: list = field(default_factory=lambda: [0.8, 0.1, 0.1])  # train/valid/test
     normalisation: str = "meanrange"  # (x - mean)/(max - min), or "minmax" -> [-1, 1]
+    # Pre-emphasis a (0: off): the model learns e[n] = x[n] - a x[n-1] and generated audio
+    # is de-emphasised (speechgen.data.corpus.Normaliser; LPCNet uses 0.85)
+    pre_emphasis: float = 0.0
     # Corpus folders: separate (each utterance its own stream, state zeroed at its start)
     # | joined (a split's utterances back to back, state carried across: speechgen/data/joined.py)
     utterances: str = "separate"
@@ -249,6 +252,8 @@ def validate(config):
         raise UsageError(f"config: learning_rate must be positive, got {config.learning_rate}")
     if config.max_minutes < 0:
         raise UsageError(f"config: max_minutes must be 0 (no time budget) or positive, got {config.max_minutes}")
+    if not 0 <= config.pre_emphasis < 1:
+        raise UsageError(f"config: pre_emphasis must be in [0, 1) (0: off), got {config.pre_emphasis}")
     if not 0 <= config.lr_final <= 1:
         raise UsageError(f"config: lr_final must be in [0, 1] (a fraction of learning_rate), got {config.lr_final}")
     _validate_head(config)

@@ -61,7 +61,7 @@ def choose_prime(model, prime_path, prime_seconds, seed):
     want = min(want, stop - start)
     offset = np.random.default_rng(seed).integers(0, stop - start - want + 1)
     normaliser = Normaliser.from_dict(model.normaliser)
-    prime = normaliser.apply(audio.read(start + offset, start + offset + want))
+    prime = normaliser.read(audio, start + offset, start + offset + want)
     return prime, source
 
 

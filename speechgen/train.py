@@ -105,7 +105,7 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=(), st
             f"{corpus.source}: phone conditioning needs a corpus folder (.wav with .PHN beside "
             "each); train a single file with --set phones=none"
         )
-    normaliser = Normaliser.fit(config.normalisation, corpus.splits["train"])
+    normaliser = Normaliser.fit(config.normalisation, corpus.splits["train"], config.pre_emphasis)
     phones = _phones_for(config, corpus)
     strategy = make_strategy(strategy)
     rows_per_replica = per_replica_batch(config.batch_size, strategy)

@@ -49,13 +49,16 @@ def test_fit_lpc_reads_pieces_through_the_normaliser():
         def read(self, lo, hi):
             return self.x[lo:hi].astype(np.float32)
 
-    class Normaliser:
-        def apply(self, x):
-            return ((x - 0.5) / 4.0).astype(np.float32)
+    from speechgen.data.corpus import Normaliser
 
     x = ar2(50_000, seed=1)
-    from_pieces = B.fit_lpc([Piece(4.0 * x + 0.5)], Normaliser(), 3, chunk=7_000)
+    from_pieces = B.fit_lpc([Piece(4.0 * x + 0.5)], Normaliser("meanrange", 0.5, 4.0), 3, chunk=7_000)
     np.testing.assert_allclose(from_pieces, B.fit_lpc([x], None, 3), atol=1e-4)
+    # Pre-emphasised: chunk by chunk (each reading its true previous sample) as on the whole.
+    emphasised = Normaliser("meanrange", 0.5, 4.0, 0.9)
+    whole = emphasised.apply((4.0 * x + 0.5).astype(np.float32))
+    np.testing.assert_allclose(B.fit_lpc([Piece(4.0 * x + 0.5)], emphasised, 3, chunk=7_000),
+                               B.fit_lpc([whole], None, 3), atol=1e-4)
 
 
 def test_histogram_model_is_add_half_smoothed():

@@ -114,13 +114,15 @@ def test_save_load_keeps_the_head_and_tiers(tmp_path):
     np.testing.assert_allclose(loaded(x).numpy(), expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("tiered", [True, False])
-def test_a_categorical_model_overfits_a_chord_and_sampling_at_t1_plays_it(tmp_path, tiered):
+@pytest.mark.parametrize("tiered, emphasis", [(True, 0.0), (False, 0.0), (True, 0.85)],
+                         ids=["tiered", "flat", "tiered-pre-emphasis"])
+def test_a_categorical_model_overfits_a_chord_and_sampling_at_t1_plays_it(tmp_path, tiered, emphasis):
     rate = 4000
     data = write_pcm16(tmp_path / "chord.wav", rate, chord(rate, 30))
     sets = categorical_sets(epochs=12, levels=256) if tiered else categorical_sets(
         window=16, hop=1, seq_len=50, predictor_units="[]", units="[48]", epochs=6, max_batches=60, levels=256
     )
+    sets += [f"pre_emphasis={emphasis}"]
     result = train(data, tmp_path / "run", load_config([], sets), verbose=0, log=quiet)
     rows = list(csv.DictReader(open(tmp_path / "run" / "history.csv")))
     bits = [float(r["val_bits"]) for r in rows]
@@ -136,6 +138,10 @@ def test_a_categorical_model_overfits_a_chord_and_sampling_at_t1_plays_it(tmp_pa
     x = read_audio(out).read()
     assert spectral_share(x, rate, FREQS) >= 0.70
     assert 0.1 < np.sqrt(np.mean(x[-rate // 2 :] ** 2)) < 0.8  # alive, not saturated
+    # At the training level: a pre-emphasised model's output is de-emphasised when
+    # written (left emphasised, this chord would come out at about half its level).
+    level = np.sqrt(np.mean(x[-rate:] ** 2)) / np.sqrt(np.mean(read_audio(data).read() ** 2))
+    assert 0.7 < level < 1.4, level
 
 
 def test_history_and_evaluate_report_bits_per_sample(tmp_path, chord_wav):

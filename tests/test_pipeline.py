@@ -51,6 +51,23 @@ def test_row_i_of_batch_k_plus_1_continues_row_i_of_batch_k(tmp_path, window, ho
     assert 0.9 < schedule.coverage <= 1.0
 
 
+def test_pre_emphasised_blocks_read_their_true_previous_sample(tmp_path):
+    """With pre-emphasis a = 0.5 the ramp n / 32768 becomes (0.5 n + 0.5) / 32768 at every
+    n > 0, so 2 e - 1 must give back n at every position of every block, the first
+    ones included (a block that took the sample before it as silence would give 2n - 1)."""
+    pieces = [ramp_piece(tmp_path, 3000)]
+    schedule = plan([3000], Framing(6, 1, 5), batch_size=2)
+    emphasised = Normaliser("meanrange", 0.0, 1.0, 0.5)
+    for k, (x, y) in enumerate(tbptt_dataset(pieces, emphasised, schedule)):
+        n = np.round(2 * x.numpy() * 32768 - 1).astype(np.int64)
+        t = np.round(2 * y.numpy() * 32768 - 1).astype(np.int64)
+        starts = np.asarray(schedule.start[k])
+        fresh = starts == 0  # a stream's first block starts at the piece's first sample (e[0] = x[0])
+        np.testing.assert_array_equal(n[~fresh, :, 1:], n[~fresh, :, :1] + np.arange(1, 6))
+        np.testing.assert_array_equal(n[~fresh, 0, 0], starts[~fresh])
+        np.testing.assert_array_equal(t[:, :, 0], starts[:, None] + 6 + np.arange(5))
+
+
 def test_utterances_never_share_a_stream(tmp_path):
     # Five utterances whose sample values are disjoint ranges: a row that reads across
     # an utterance boundary, or continues one without the fresh flag, is caught.

@@ -232,8 +232,8 @@ def tbptt_dataset(
 
     def read_blocks(k):
         k = int(k)
-        rows = [pieces[p].read(st, st + block) for p, st in zip(s.piece[k], s.start[k])]
-        return normaliser.apply(np.stack(rows))
+        # Normalised row by row: pre-emphasis reads the sample before each block.
+        return np.stack([normaliser.read(pieces[p], st, st + block) for p, st in zip(s.piece[k], s.start[k])])
 
     def read_phones(k):
         k = int(k)

@@ -59,8 +59,7 @@ def fit_lpc(pieces, normaliser, order, max_samples=2_000_000, chunk=100_000):
     for piece in pieces:
         for lo in range(0, max(0, len(piece) - order), chunk):
             hi = min(len(piece), lo + chunk + order)
-            x = _read(piece, lo, hi)
-            x = (normaliser.apply(x) if normaliser is not None else x).astype(np.float64)
+            x = (_read(piece, lo, hi) if normaliser is None else normaliser.read(piece, lo, hi)).astype(np.float64)
             windows = np.lib.stride_tricks.sliding_window_view(x[:-1], order)
             targets = x[order:]
             xtx += windows.T @ windows
@@ -114,8 +113,7 @@ def _windows_and_targets(signals, order, normaliser=None):
     for s in signals:
         for lo in range(0, max(0, len(s) - order), 100_000):
             hi = min(len(s), lo + 100_000 + order)
-            x = _read(s, lo, hi)
-            x = (normaliser.apply(x) if normaliser is not None else x).astype(np.float64)
+            x = (_read(s, lo, hi) if normaliser is None else normaliser.read(s, lo, hi)).astype(np.float64)
             yield np.lib.stride_tricks.sliding_window_view(x[:-1], order), x[order:]
 
 

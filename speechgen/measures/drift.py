@@ -190,7 +190,7 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=1.0, seed=
         # The prime's teacher-forced steps, then one per generated frame.
         steps = framing.steps(prime_len) + max(1, -(-n_samples // h))
         ids = np.stack([track_of_piece(model, p).step_ids(o + w, steps, h, model.phone_context) for p, o in chosen])
-    prime = np.stack([normaliser.apply(p.read(o, o + prime_len)) for p, o in chosen])
+    prime = np.stack([normaliser.read(p, o, o + prime_len) for p, o in chosen])
     gen = Generator(model, streams=primes, noise=noise_scale(model, noise), seed=noise_seed, temperature=temperature)
     out = gen.generate(prime, n_samples, phones=ids, progress=progress)
     out = np.atleast_2d(out)
@@ -200,7 +200,7 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=1.0, seed=
         for (piece, offset), y in zip(chosen, out):
             start = offset + prime_len
             if length <= min(len(y), len(piece) - start):
-                truth = normaliser.apply(piece.read(start, start + length))
+                truth = normaliser.read(piece, start, start + length)
                 errors.append(np.mean((y[:length] - truth) ** 2))
         horizons[name] = float(np.mean(errors)) if errors else None
     features, stable = [], []
@@ -222,9 +222,12 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=1.0, seed=
     if quality:
         from .quality import quality_report
 
-        held = [normaliser.apply(p.read(0, len(p))) for p in _capped(corpus.splits["test"] or corpus.splits["valid"])]
-        train = [normaliser.apply(p.read(0, len(p))) for p in _capped(corpus.splits["train"])]
-        quality_part = {"quality": quality_report(out, held, train, rate, seed=noise_seed), "generated": out,
+        # Judged as audio: a pre-emphasised model's streams and references de-emphasised.
+        held = [normaliser.plain(normaliser.apply(p.read(0, len(p))))
+                for p in _capped(corpus.splits["test"] or corpus.splits["valid"])]
+        train = [normaliser.plain(normaliser.apply(p.read(0, len(p)))) for p in _capped(corpus.splits["train"])]
+        plain = normaliser.plain(out)
+        quality_part = {"quality": quality_report(plain, held, train, rate, seed=noise_seed), "generated": plain,
                         "held_out": held}
     return {
         **quality_part,
