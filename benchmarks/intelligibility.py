@@ -187,7 +187,7 @@ def run_corpus(corpus_name, minutes, sets, runs, utterances, temperature, seed, 
               flush=True)
     plot_path.parent.mkdir(parents=True, exist_ok=True)
     plot_examples(examples, model.sample_rate, plot_path,
-                  f"{corpus_name}: speech recipe, phones={config.phones}, {minutes:g}-minute budget; "
+                  f"{corpus_name}: speech recipe, {settings_label(overrides)}, {minutes:g}-minute budget; "
                   "generated (left) vs real (right)")
 
     # Secondary: the same report at other temperatures (summaries only; the figures
@@ -255,6 +255,12 @@ def main():
               f"({s['per_ratio']:.2f} x real), control {s['per_control']:.3f}; MCD gen {s['mcd_generated']:.2f} "
               f"vs control {s['mcd_control']:.2f} dB; targets {r['targets']}; trained {r['train_seconds']:.0f} s, "
               f"load {r['load_before']:.2f} -> {r['load_after']:.2f}", flush=True)
+
+
+def settings_label(overrides):
+    """The settings a run changed, as :func:`result_key` names them (``phones=context,
+    pre_emphasis=0.85``): for plot titles."""
+    return result_key("", overrides).lstrip(", ")
 
 
 def result_key(corpus, overrides):
