@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import CORPORA, requires_corpora
-from speechgen.measures.drift import Ranges, second_features, stable_seconds, training_ranges
+from speechgen.measures.drift import Ranges, out_of_range, second_features, stable_seconds, training_ranges
 
 RATE = 4000
 
@@ -54,6 +54,16 @@ def test_held_out_real_audio_passes(ranges):
     held_out = music_like(30, seed=1)
     rms, flat = second_features(held_out, RATE)
     assert stable_seconds(ranges.outside(rms, flat)) == 30
+
+
+def test_out_of_range_share_of_real_and_failed_audio(ranges):
+    """Held-out audio of the same source is (nearly) all inside the range; silence and
+    white noise are all outside; a piece under one second has no blocks to count."""
+    share, seconds = out_of_range(ranges, [_Piece(music_like(20, seed=2)), _Piece(music_like(10, seed=3))], RATE)
+    assert seconds == 30 and share <= 0.1
+    noise = 0.3 * np.random.default_rng(0).normal(size=5 * RATE)
+    assert out_of_range(ranges, [_Piece(np.zeros(5 * RATE)), _Piece(noise)], RATE) == (1.0, 10)
+    assert out_of_range(ranges, [_Piece(np.zeros(RATE // 2))], RATE) == (None, 0)
 
 
 @pytest.mark.parametrize(
@@ -147,14 +157,21 @@ def test_the_recipe_sample_level_with_temperature_stays_in_range(tmp_path):
         assert r.exit_code == 0, r.output
         return json.loads(r.output)
 
-    assert drift("0")["stable_seconds"] == [0, 0]  # the mean prediction fades out
+    faded = drift("0")
+    assert faded["stable_seconds"] == [0, 0]  # the mean prediction fades out
+    assert min(faded["out_of_range"]["streams"]) >= 0.9
     report = drift("1")
     assert report["stable_seconds"] == [20, 20]
+    assert report["out_of_range"]["streams"] == [0.0, 0.0]
+    # The held-out split (the last of the 60 s, other resonances) is a real-audio yardstick.
+    # (6 whole seconds; measured: none outside. One is allowed for other platforms' rounding.)
+    assert report["out_of_range"]["held_out_seconds"] == 6 and report["out_of_range"]["held_out"] <= 1 / 6
     for stream in report["typical"]["streams"]:
         assert 5 <= stream["rms_percentile"] <= 95 and 5 <= stream["flatness_percentile"] <= 95
     text = CliRunner().invoke(main, ["evaluate", str(run / "model.keras"), "--free-running", "--seconds", "5",
                                      "--primes", "1", "--noise", "1"])
     assert "median per-second flatness: training" in text.output and "(p" in text.output
+    assert "seconds outside the training range: generated 0 %; held-out audio" in text.output
     # An MSE head has no temperature: the header names the noise the draws had.
     header = next(line for line in text.output.splitlines() if line.startswith("free-running from"))
     assert header.endswith("noise 1 x validation RMSE") and "temperature" not in header

@@ -98,6 +98,19 @@ def training_ranges(pieces, rate, low=1.0, high=99.0):
     )
 
 
+def out_of_range(ranges, pieces, rate):
+    """Share of the one-second blocks of ``pieces`` (real audio, file units) outside
+    ``ranges``, and how many blocks there were: the calibration for generated audio's
+    share (training audio is 2-4 % outside by construction; held-out audio shows how
+    far another recording of the same source strays)."""
+    outside = []
+    for piece in pieces:
+        rms, flat = second_features(piece.read(0, len(piece)), rate)
+        outside.append(ranges.outside(rms, flat))
+    outside = np.concatenate(outside) if outside else np.zeros(0, bool)
+    return (float(np.mean(outside)) if len(outside) else None), int(len(outside))
+
+
 def stable_seconds(outside, run=3):
     """Seconds until the first ``run`` consecutive out-of-range seconds (or all)."""
     count = 0
@@ -155,7 +168,9 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=1.0, seed=
     Returns:
         dict: ``horizons`` {name: MSE against the true continuation, normalised units,
         over the primes that have that much true audio after them}, ``stable_seconds``
-        (per prime), ``ranges`` (training), ``features`` (per prime: rms, flatness
+        (per prime), ``out_of_range`` (the share of each stream's seconds outside the
+        training range, and of the held-out split's: ``streams``, ``held_out``,
+        ``held_out_seconds``), ``ranges`` (training), ``features`` (per prime: rms, flatness
         lists), ``real_features`` (of the first prime's true continuation), ``seconds``,
         and ``typical``: the median per-second RMS and flatness of each stream and of
         the training audio, with the training percentile each stream's median sits at
@@ -203,11 +218,15 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=1.0, seed=
                 truth = normaliser.read(piece, start, start + length)
                 errors.append(np.mean((y[:length] - truth) ** 2))
         horizons[name] = float(np.mean(errors)) if errors else None
-    features, stable = [], []
+    features, stable, shares = [], [], []
     for y in out:
         rms, flat = second_features(normaliser.invert(y), rate)
         features.append({"rms": rms.tolist(), "flatness": flat.tolist()})
-        stable.append(stable_seconds(ranges.outside(rms, flat), run))
+        outside = ranges.outside(rms, flat)
+        stable.append(stable_seconds(outside, run))
+        shares.append(float(np.mean(outside)) if len(outside) else None)
+    held_share, held_seconds = out_of_range(ranges, _capped(corpus.splits["test"] or corpus.splits["valid"]), rate)
+    outside_shares = {"streams": shares, "held_out": held_share, "held_out_seconds": held_seconds}
     typical = {"training": {k: ranges.median(k) for k in ("rms", "flatness")}, "streams": []}
     for f in features:
         medians = {k: float(np.median(f[k])) if f[k] else None for k in ("rms", "flatness")}
@@ -238,6 +257,7 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=1.0, seed=
         "sampling": sampling_label(model.head.kind, temperature, noise),
         "horizons": horizons,
         "stable_seconds": stable,
+        "out_of_range": outside_shares,
         "ranges": ranges.to_dict(),
         "features": features,
         "real_features": {"rms": real_rms.tolist(), "flatness": real_flat.tolist()},
@@ -299,6 +319,12 @@ def format_report(report):
     s = report["stable_seconds"]
     lines.append(f"stable seconds per prime: {', '.join(str(v) for v in s)} (min {min(s)}, mean {np.mean(s):.1f}, "
                  f"of {report['seconds']:.0f})")
+    shares = report.get("out_of_range")
+    if shares and shares["streams"] and None not in shares["streams"]:
+        held = "-" if shares["held_out"] is None else f"{100 * shares['held_out']:.0f} %"
+        lines.append("seconds outside the training range: generated "
+                     + ", ".join(f"{100 * v:.0f} %" for v in shares["streams"])
+                     + f"; held-out audio {held} (of {shares['held_out_seconds']} s); training 2-4 % by construction")
     typical = report.get("typical")
     if typical and typical["streams"] and typical["streams"][0]["rms"] is not None:
         for key, unit in (("rms", "RMS"), ("flatness", "flatness")):
