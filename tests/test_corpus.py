@@ -70,6 +70,14 @@ def test_pre_emphasis_round_trips_and_reads_mid_piece_like_the_whole(tmp_path):
     np.testing.assert_allclose(norm.plain(whole), raw, atol=1e-5)
     flat = Normaliser("minmax", 0.0, 1.0)
     assert flat.plain(whole) is whole
+    # A continuation (a generated stream after its prime) is inverted from where the
+    # prime ends, not from silence: exactly the tail of the whole (2-D: streams too).
+    cut = 2000
+    np.testing.assert_allclose(norm.invert(whole[cut:], whole[:cut]), raw[cut:], atol=1e-5)
+    assert np.max(np.abs(norm.invert(whole[cut:]) - raw[cut:])) > 1e-2  # from silence: off
+    two = np.stack([whole, whole[::-1]])
+    np.testing.assert_allclose(norm.plain(two[:, cut:], two[:, :cut]), norm.invert(two)[:, cut:], atol=1e-9)
+    np.testing.assert_allclose(flat.invert(whole[cut:], whole[:cut]), whole[cut:])
 
 
 def test_pre_emphasis_tilts_the_spectrum_as_its_filter_says():

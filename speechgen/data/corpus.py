@@ -287,9 +287,15 @@ class Normaliser:
             return self.apply(take(start, stop))
         return self.apply(take(start - 1, stop))[..., 1:]
 
-    def invert(self, y):
+    def invert(self, y, before=None):
         """Model units ``(..., samples)`` -> the file's units, float64 (de-emphasised
-        along the last axis from silence, the inverse of :meth:`apply`)."""
+        along the last axis, the inverse of :meth:`apply`). De-emphasis starts from
+        silence, or, given ``before`` (model units ``(..., k)``: what came just before
+        ``y``, e.g. the prime of a generated stream), from where that audio ends, so a
+        continuation is inverted as a part of the whole."""
+        if before is not None and self.emphasis:
+            before = np.asarray(before)
+            return self.invert(np.concatenate([before, np.asarray(y)], axis=-1))[..., before.shape[-1]:]
         e = np.asarray(y, dtype=np.float64) * self.scale + self.center
         if not self.emphasis:
             return e
@@ -297,11 +303,12 @@ class Normaliser:
 
         return lfilter([1.0], [1.0, -self.emphasis], e, axis=-1)
 
-    def plain(self, y):
+    def plain(self, y, before=None):
         """Signals for the quality measures (spectra, voicing): ``y`` itself without
-        emphasis, else :meth:`invert`'s audio, so that a pre-emphasised model is judged
-        by the audio it writes, not by its tilted model units."""
-        return self.invert(y) if self.emphasis else y
+        emphasis, else :meth:`invert`'s audio (continuing ``before``), so that a
+        pre-emphasised model is judged by the audio it writes, not by its tilted model
+        units."""
+        return self.invert(y, before) if self.emphasis else y
 
     def to_dict(self):
         return {"kind": self.kind, "center": float(self.center), "scale": float(self.scale),

@@ -219,8 +219,9 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=1.0, seed=
                 errors.append(np.mean((y[:length] - truth) ** 2))
         horizons[name] = float(np.mean(errors)) if errors else None
     features, stable, shares = [], [], []
-    for y in out:
-        rms, flat = second_features(normaliser.invert(y), rate)
+    for y, before in zip(out, prime):
+        # De-emphasised on from the prime (not from silence): the audio as it continues.
+        rms, flat = second_features(normaliser.invert(y, before), rate)
         features.append({"rms": rms.tolist(), "flatness": flat.tolist()})
         outside = ranges.outside(rms, flat)
         stable.append(stable_seconds(outside, run))
@@ -245,7 +246,7 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=1.0, seed=
         held = [normaliser.plain(normaliser.apply(p.read(0, len(p))))
                 for p in _capped(corpus.splits["test"] or corpus.splits["valid"])]
         train = [normaliser.plain(normaliser.apply(p.read(0, len(p)))) for p in _capped(corpus.splits["train"])]
-        plain = normaliser.plain(out)
+        plain = normaliser.plain(out, prime)
         quality_part = {"quality": quality_report(plain, held, train, rate, seed=noise_seed), "generated": plain,
                         "held_out": held}
     return {
