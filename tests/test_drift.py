@@ -59,11 +59,11 @@ def test_held_out_real_audio_passes(ranges):
 def test_out_of_range_share_of_real_and_failed_audio(ranges):
     """Held-out audio of the same source is (nearly) all inside the range; silence and
     white noise are all outside; a piece under one second has no blocks to count."""
-    share, seconds = out_of_range(ranges, [_Piece(music_like(20, seed=2)), _Piece(music_like(10, seed=3))], RATE)
+    share, seconds = out_of_range(ranges, [music_like(20, seed=2), music_like(10, seed=3)], RATE)
     assert seconds == 30 and share <= 0.1
     noise = 0.3 * np.random.default_rng(0).normal(size=5 * RATE)
-    assert out_of_range(ranges, [_Piece(np.zeros(5 * RATE)), _Piece(noise)], RATE) == (1.0, 10)
-    assert out_of_range(ranges, [_Piece(np.zeros(RATE // 2))], RATE) == (None, 0)
+    assert out_of_range(ranges, [np.zeros(5 * RATE), noise], RATE) == (1.0, 10)
+    assert out_of_range(ranges, [np.zeros(RATE // 2)], RATE) == (None, 0)
 
 
 @pytest.mark.parametrize(

@@ -98,17 +98,19 @@ def training_ranges(pieces, rate, low=1.0, high=99.0):
     )
 
 
-def out_of_range(ranges, pieces, rate):
-    """Share of the one-second blocks of ``pieces`` (real audio, file units) outside
-    ``ranges``, and how many blocks there were: the calibration for generated audio's
-    share (training audio is 2-4 % outside by construction; held-out audio shows how
-    far another recording of the same source strays)."""
-    outside = []
-    for piece in pieces:
-        rms, flat = second_features(piece.read(0, len(piece)), rate)
-        outside.append(ranges.outside(rms, flat))
+def _share(outside):
+    """Fraction of True in a bool array, None when it is empty."""
+    return float(np.mean(outside)) if len(outside) else None
+
+
+def out_of_range(ranges, signals, rate):
+    """Share of the one-second blocks of ``signals`` (real audio, 1-D arrays in file
+    units) outside ``ranges``, and how many blocks there were: the calibration for
+    generated audio's share (training audio is 2-4 % outside by construction; held-out
+    audio shows how far another recording of the same source strays)."""
+    outside = [ranges.outside(*second_features(x, rate)) for x in signals]
     outside = np.concatenate(outside) if outside else np.zeros(0, bool)
-    return (float(np.mean(outside)) if len(outside) else None), int(len(outside))
+    return _share(outside), int(len(outside))
 
 
 def stable_seconds(outside, run=3):
@@ -225,8 +227,10 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=1.0, seed=
         features.append({"rms": rms.tolist(), "flatness": flat.tolist()})
         outside = ranges.outside(rms, flat)
         stable.append(stable_seconds(outside, run))
-        shares.append(float(np.mean(outside)) if len(outside) else None)
-    held_share, held_seconds = out_of_range(ranges, _capped(corpus.splits["test"] or corpus.splits["valid"]), rate)
+        shares.append(_share(outside))
+    # The held-out split, read once: the yardstick here and the quality reference below.
+    held_audio = [p.read(0, len(p)) for p in _capped(corpus.splits["test"] or corpus.splits["valid"])]
+    held_share, held_seconds = out_of_range(ranges, held_audio, rate)
     outside_shares = {"streams": shares, "held_out": held_share, "held_out_seconds": held_seconds}
     typical = {"training": {k: ranges.median(k) for k in ("rms", "flatness")}, "streams": []}
     for f in features:
@@ -243,8 +247,7 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=1.0, seed=
         from .quality import quality_report
 
         # Judged as audio: a pre-emphasised model's streams and references de-emphasised.
-        held = [normaliser.plain(normaliser.apply(p.read(0, len(p))))
-                for p in _capped(corpus.splits["test"] or corpus.splits["valid"])]
+        held = [normaliser.plain(normaliser.apply(x)) for x in held_audio]
         train = [normaliser.plain(normaliser.apply(p.read(0, len(p)))) for p in _capped(corpus.splits["train"])]
         plain = normaliser.plain(out, prime)
         quality_part = {"quality": quality_report(plain, held, train, rate, seed=noise_seed), "generated": plain,
