@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from conftest import CORPORA, requires_corpora
-from speechgen.measures.drift import Ranges, out_of_range, second_features, stable_seconds, training_ranges
+from speechgen.measures.drift import (Ranges, end_to_end, out_of_range, second_features, stable_seconds,
+                                      training_ranges)
 
 RATE = 4000
 
@@ -64,6 +65,21 @@ def test_out_of_range_share_of_real_and_failed_audio(ranges):
     noise = 0.3 * np.random.default_rng(0).normal(size=5 * RATE)
     assert out_of_range(ranges, [np.zeros(5 * RATE), noise], RATE) == (1.0, 10)
     assert out_of_range(ranges, [np.zeros(RATE // 2)], RATE) == (None, 0)
+
+
+def test_end_to_end_reads_the_training_audio_as_one_stream(ranges):
+    """The training pieces joined in order and scored like a generated stream: a
+    4-s pause between two pieces ends the stable stretch where it starts; the reading
+    stops at ``seconds`` (whole seconds) or at the end of the pieces."""
+    pieces = [_Piece(music_like(8, seed=5)), _Piece(np.zeros(4 * RATE)), _Piece(music_like(10, seed=6))]
+    whole = end_to_end(ranges, pieces, RATE, seconds=600)
+    assert whole["stable"] == 8 and whole["seconds"] == 22
+    assert 4 / 22 <= whole["outside"] <= 6 / 22
+    part = end_to_end(ranges, pieces, RATE, seconds=7.5)
+    assert part["stable"] == 7 and part["seconds"] == 7 and part["outside"] <= 1 / 7  # (measured: one second)
+    # Without the pause the same audio stays inside for as long as it lasts.
+    steady = end_to_end(ranges, [pieces[0], pieces[2]], RATE, seconds=600)
+    assert steady["stable"] == 18 and steady["seconds"] == 18
 
 
 @pytest.mark.parametrize(
@@ -172,6 +188,9 @@ def test_the_recipe_sample_level_with_temperature_stays_in_range(tmp_path):
                                      "--primes", "1", "--noise", "1"])
     assert "median per-second flatness: training" in text.output and "(p" in text.output
     assert "seconds outside the training range: generated 0 %; held-out audio" in text.output
+    # The training audio read end to end for as long as the streams (5 of its 48 s).
+    assert "the training audio read end to end, scored the same way: stable 5 of 5 s" in text.output
+    assert report["real_end_to_end"]["seconds"] == 20 and report["real_end_to_end"]["stable"] == 20
     # An MSE head has no temperature: the header names the noise the draws had.
     header = next(line for line in text.output.splitlines() if line.startswith("free-running from"))
     assert header.endswith("noise 1 x validation RMSE") and "temperature" not in header

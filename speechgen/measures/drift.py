@@ -113,6 +113,31 @@ def out_of_range(ranges, signals, rate):
     return _share(outside), int(len(outside))
 
 
+def end_to_end(ranges, pieces, rate, seconds, run=3):
+    """The training audio read end to end and scored as a generated stream is.
+
+    The stable-seconds target's calibration: real speech, with its pauses and tonal
+    vowels, leaves the 1st-99th percentile range too, and sometimes three seconds in
+    a row. ``pieces`` (the training split) are joined in order up to ``seconds`` (all
+    of them when shorter); its one-second blocks straddle the joins, as a stream's
+    blocks straddle its pauses (the ranges come from each piece's own blocks).
+
+    Returns:
+        dict: ``stable`` (seconds until ``run`` in a row fall outside), ``seconds``
+        (whole seconds read) and ``outside`` (their share outside; None when none).
+    """
+    want, parts, total = int(round(seconds * rate)), [], 0
+    for piece in pieces:
+        if total >= want:
+            break
+        x = piece.read(0, min(len(piece), want - total))
+        parts.append(x)
+        total += len(x)
+    rms, flat = second_features(np.concatenate(parts) if parts else np.zeros(0), rate)
+    outside = ranges.outside(rms, flat)
+    return {"stable": stable_seconds(outside, run), "seconds": int(len(outside)), "outside": _share(outside)}
+
+
 def stable_seconds(outside, run=3):
     """Seconds until the first ``run`` consecutive out-of-range seconds (or all)."""
     count = 0
@@ -170,10 +195,11 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=1.0, seed=
     Returns:
         dict: ``horizons`` {name: MSE against the true continuation, normalised units,
         over the primes that have that much true audio after them}, ``stable_seconds``
-        (per prime), ``out_of_range`` (the share of each stream's seconds outside the
-        training range, and of the held-out split's: ``streams``, ``held_out``,
-        ``held_out_seconds``), ``ranges`` (training), ``features`` (per prime: rms, flatness
-        lists), ``real_features`` (of the first prime's true continuation), ``seconds``,
+        (per prime), ``real_end_to_end`` (the training audio read end to end for as
+        long, scored the same way: :func:`end_to_end`), ``out_of_range`` (the share of
+        each stream's seconds outside the training range, and of the held-out split's:
+        ``streams``, ``held_out``, ``held_out_seconds``), ``ranges`` (training),
+        ``features`` (per prime: rms, flatness lists), ``real_features`` (of the first prime's true continuation), ``seconds``,
         and ``typical``: the median per-second RMS and flatness of each stream and of
         the training audio, with the training percentile each stream's median sits at
         (a stream can be inside the range yet sit at its noisy edge).
@@ -232,6 +258,7 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=1.0, seed=
     held_audio = [p.read(0, len(p)) for p in _capped(corpus.splits["test"] or corpus.splits["valid"])]
     held_share, held_seconds = out_of_range(ranges, held_audio, rate)
     outside_shares = {"streams": shares, "held_out": held_share, "held_out_seconds": held_seconds}
+    real_stream = end_to_end(ranges, corpus.splits["train"], rate, n_samples / rate, run)
     typical = {"training": {k: ranges.median(k) for k in ("rms", "flatness")}, "streams": []}
     for f in features:
         medians = {k: float(np.median(f[k])) if f[k] else None for k in ("rms", "flatness")}
@@ -261,6 +288,7 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=1.0, seed=
         "sampling": sampling_label(model.head.kind, temperature, noise),
         "horizons": horizons,
         "stable_seconds": stable,
+        "real_end_to_end": real_stream,
         "out_of_range": outside_shares,
         "ranges": ranges.to_dict(),
         "features": features,
@@ -323,6 +351,10 @@ def format_report(report):
     s = report["stable_seconds"]
     lines.append(f"stable seconds per prime: {', '.join(str(v) for v in s)} (min {min(s)}, mean {np.mean(s):.1f}, "
                  f"of {report['seconds']:.0f})")
+    real = report.get("real_end_to_end")
+    if real and real["seconds"]:
+        lines.append(f"the training audio read end to end, scored the same way: stable {real['stable']} of "
+                     f"{real['seconds']} s ({100 * real['outside']:.0f} % of its seconds outside the range)")
     shares = report.get("out_of_range")
     if shares and shares["streams"] and None not in shares["streams"]:
         held = "-" if shares["held_out"] is None else f"{100 * shares['held_out']:.0f} %"
