@@ -226,6 +226,11 @@ def reopen_corpus(train_config, data=None, hint="move it back"):
     return load_corpus(data, train_config["split"], train_config.get("seed", 0), recorded)
 
 
+def read_span(source, start, stop):
+    """Samples ``[start, stop)`` of a corpus piece (anything with ``.read``) or of an array."""
+    return source.read(start, stop) if hasattr(source, "read") else np.asarray(source)[start:stop]
+
+
 @dataclass
 class Normaliser:
     """``y = (e - center) / scale``, fitted on the training split only.
@@ -282,10 +287,9 @@ class Normaliser:
         """``source.read(start, stop)`` (a piece, audio, or a 1-D array) in model units.
         With emphasis, the sample before ``start`` is read too, so a block read in the
         middle of a piece equals the same samples of the whole piece normalised."""
-        take = (lambda a, b: source[a:b]) if isinstance(source, np.ndarray) else source.read
         if not self.emphasis or start <= 0:
-            return self.apply(take(start, stop))
-        return self.apply(take(start - 1, stop))[..., 1:]
+            return self.apply(read_span(source, start, stop))
+        return self.apply(read_span(source, start - 1, stop))[..., 1:]
 
     def invert(self, y, before=None):
         """Model units ``(..., samples)`` -> the file's units, float64 (de-emphasised

@@ -21,6 +21,7 @@ All in NumPy; samples in normalised units (those the classes were quantised from
 
 import numpy as np
 
+from ..data.corpus import read_span
 from ..data.quantise import bin_edges, quantise
 from ..errors import SpeechgenError
 
@@ -29,11 +30,6 @@ PREDICTORS = ("model", "zero", "persistence", "lpc")
 # 40 bits instead of infinity.
 PROB_FLOOR = 1e-12
 RESIDUALS = ("laplace", "gaussian")
-
-
-def _read(piece, lo, hi):
-    """Samples ``[lo, hi)`` of a corpus piece (``.read``) or of an array."""
-    return piece.read(lo, hi) if hasattr(piece, "read") else np.asarray(piece)[lo:hi]
 
 
 def _signals(audio):
@@ -59,7 +55,7 @@ def fit_lpc(pieces, normaliser, order, max_samples=2_000_000, chunk=100_000):
     for piece in pieces:
         for lo in range(0, max(0, len(piece) - order), chunk):
             hi = min(len(piece), lo + chunk + order)
-            x = (_read(piece, lo, hi) if normaliser is None else normaliser.read(piece, lo, hi)).astype(np.float64)
+            x = (read_span(piece, lo, hi) if normaliser is None else normaliser.read(piece, lo, hi)).astype(np.float64)
             windows = np.lib.stride_tricks.sliding_window_view(x[:-1], order)
             targets = x[order:]
             xtx += windows.T @ windows
@@ -113,7 +109,7 @@ def _windows_and_targets(signals, order, normaliser=None):
     for s in signals:
         for lo in range(0, max(0, len(s) - order), 100_000):
             hi = min(len(s), lo + 100_000 + order)
-            x = (_read(s, lo, hi) if normaliser is None else normaliser.read(s, lo, hi)).astype(np.float64)
+            x = (read_span(s, lo, hi) if normaliser is None else normaliser.read(s, lo, hi)).astype(np.float64)
             yield np.lib.stride_tricks.sliding_window_view(x[:-1], order), x[order:]
 
 
