@@ -74,6 +74,7 @@ def run_pair(recipe, corpus, minutes, seconds, temperature, out_root, sets=(), l
         "test_bits": test.get("bits"), "test_mse": {k: test[k] for k in ("model", "zero", "persistence")},
         "q": q["q"], "fd": q["fd"], "voiced": q["voiced"], "silent": q["silent"],
         "stable_seconds": report["stable_seconds"], "generated_seconds": report["seconds"],
+        "real_end_to_end": report["real_end_to_end"], "out_of_range": report["out_of_range"],
         "temperature": report["temperature"], "noise": report["noise"],
         "load_before": load_before, "load_after": load(),
     }
