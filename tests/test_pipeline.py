@@ -161,3 +161,16 @@ def test_joined_phone_segments_follow_their_audio(tmp_path):
     assert joined.segments == [Segment(0, 40, "aa"), Segment(40, 100, "h#"), Segment(100, 160, "iy")]
     pieces[1].segments = None
     assert join(pieces)[0].segments is None  # a piece without labels: the stream has none
+
+
+def test_many_short_pieces_fall_short_by_chunks_not_samples():
+    """24 utterances of 1.9 s hold more samples than one piece of 32 chunks would need,
+    but each holds one whole chunk of 1.25 s: 24 chunks for 32 rows. The error says
+    so, rather than only a sample count the split already exceeds."""
+    framing = Framing(window=200, hop=200, seq_len=100)
+    with pytest.raises(SpeechgenError) as err:
+        plan([30800] * 24, framing, batch_size=32, what="valid")
+    message = str(err.value)
+    assert "739200 samples in 24 piece(s)" in message and "needs about 640200" not in message
+    assert "make 24 whole chunk(s) of 20000 samples, fewer than its 32 rows" in message
+    assert plan([30800] * 32, framing, batch_size=32).n_batches == 1  # one more piece per row does

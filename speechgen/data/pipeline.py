@@ -106,10 +106,13 @@ def plan(lengths, framing, batch_size, what="split", min_coverage=0.95):
     share = sum(chunks) // batch_size
     if share == 0:
         need = batch_size * framing.span + window
+        # Pieces count by the whole chunks they hold (a piece shorter than one adds
+        # none), so many short utterances can fall short with more samples than ``need``.
         raise SpeechgenError(
             f"the {what} split has {sum(lengths)} samples in {len(lengths)} piece(s), too short "
-            f"for batch_size {batch_size} x seq_len {seq_len} steps of hop {hop} "
-            f"(needs about {need}); give more audio or lower batch_size/seq_len"
+            f"for batch_size {batch_size} x seq_len {seq_len} steps of hop {hop}: they make {sum(chunks)} "
+            f"whole chunk(s) of {framing.span} samples, fewer than its {batch_size} rows (one piece "
+            f"would need about {need}); give more audio or lower batch_size/seq_len"
         )
     all_steps = sum(framing.steps(n) for n in lengths)
     best, cap = None, share
