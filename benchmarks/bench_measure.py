@@ -138,17 +138,6 @@ def variant_of(config):
     return " + ".join(parts) or "default"
 
 
-def copy_to_hoisted(plain, hoisted):
-    """Give a ``hoist_input`` SpeechRNN the weights of a plain one of the same shape: the
-    Dense before the first recurrence gets the first LSTM's input kernel."""
-    kernel, recurrent, bias = plain.get_layer("lstm_0").cell.get_weights()
-    hoisted.get_layer("lstm_0_input").set_weights([kernel])
-    hoisted.get_layer("lstm_0").cell.set_weights([recurrent, bias])
-    for layer in plain.layers:
-        if layer.weights and layer.name != "lstm_0":
-            hoisted.get_layer(layer.name).set_weights(layer.get_weights())
-
-
 # ------------------------------------------------------------------- the measurements
 
 def bench_matmul(p):
@@ -197,6 +186,7 @@ def bench_train(p):
     config; categorical heads get class-id targets from the pipeline, as in training).
     FLOPs: :func:`flops_per_sample` of the built model, x3 for training."""
     from speechgen.model import build_model
+    from speechgen.model.model import copy_to_hoisted
     from speechgen.training.callbacks import ResetStates
     from speechgen.training.optimizer import make_optimizer
 

@@ -149,6 +149,15 @@ def _fmt(x, unit):
     return f"{x:,.2f}x" if x < 100 else f"{x:,.0f}x"
 
 
+def _training_cells(r, ceiling):
+    """A training row's shared cells: the step time ("median (min-max)", s) and the
+    three GFLOP/s cells joined ("achieved | share of the ceiling | matmul just before")."""
+    step = f"{r['step_s']:.3f} ({min(r['step_times_s']):.3f}-{max(r['step_times_s']):.3f})"
+    share = f"{r['achieved_gflops'] / ceiling:.0%}" if ceiling else ""
+    here = format(r["matmul_gflops_here"], ",.0f") if r.get("matmul_gflops_here") else "-"
+    return step, f"{r['achieved_gflops']:,.1f} | {share} | {here}"
+
+
 def markdown(report):
     """The generated part of docs/benchmarks.md: machine, targets, one table per section."""
     m, mach = report["measurements"], report["machine"]
@@ -194,10 +203,8 @@ def markdown(report):
                 "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for name, v in trains:
             r = v["result"]
-            share = f"{r['achieved_gflops'] / ceiling:.0%}" if ceiling else ""
-            out.append(f"| {name} | {r['step_s']:.3f} ({min(r['step_times_s']):.3f}-{max(r['step_times_s']):.3f}) | "
-                       f"{r['steps_per_s']:,.0f} | {r['samples_per_s']:,.0f} | "
-                       f"{r['achieved_gflops']:,.1f} | {share} | {format(r['matmul_gflops_here'], ',.0f') if r.get('matmul_gflops_here') else '-'} | "
+            step, gflops = _training_cells(r, ceiling)
+            out.append(f"| {name} | {step} | {r['steps_per_s']:,.0f} | {r['samples_per_s']:,.0f} | {gflops} | "
                        f"{r['first_step_s']:.1f} | {r['final_loss']:.4g} | "
                        f"{v['peak_rss_mib']:,.0f} | {loads(v)} |")
         f16 = m.get("train/frame16k", {}).get("result")
@@ -282,11 +289,9 @@ def recipe_markdown(report, loads):
                 "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for name, v in trains:
             r = v["result"]
-            share = f"{r['achieved_gflops'] / ceiling:.0%}" if ceiling else ""
-            here = format(r["matmul_gflops_here"], ",.0f") if r.get("matmul_gflops_here") else "-"
-            out.append(f"| {name} | {r['step_s']:.3f} ({min(r['step_times_s']):.3f}-{max(r['step_times_s']):.3f}) "
-                       f"| {r['samples_per_s']:,.0f} | {r['flops_per_sample_forward']:,.0f} | "
-                       f"{r['achieved_gflops']:,.1f} | {share} | {here} | {r['first_step_s']:.1f} | "
+            step, gflops = _training_cells(r, ceiling)
+            out.append(f"| {name} | {step} | {r['samples_per_s']:,.0f} | {r['flops_per_sample_forward']:,.0f} | "
+                       f"{gflops} | {r['first_step_s']:.1f} | "
                        f"{r['final_loss']:.4g} | {v['peak_rss_mib']:,.0f} | {loads(v)} |")
         first = trains[0][1]["result"]
         out.append(f"\nBatch {first['batch_size']} x {first['seq_len']} steps x {first['hop']} samples, "

@@ -310,7 +310,7 @@ def evaluate(ctx, model_path, data, as_json, free_running, seconds, primes, temp
             import numpy as np
 
             plot_drift(report, plot_path)
-            plot_spectrograms(generated[0], np.concatenate(held_out)[: generated.shape[1]], model.sample_rate,
+            plot_spectrograms(generated[0], np.concatenate(held_out)[: len(generated[0])], model.sample_rate,
                               spectrogram_path, seconds=min(10.0, seconds))
         if as_json:
             click.echo(json.dumps(report, indent=2))

@@ -43,6 +43,11 @@ class Config:
     # Corpus folders: separate (each utterance its own stream, state zeroed at its start)
     # | joined (a split's utterances back to back, state carried across: speechgen/data/joined.py)
     utterances: str = "separate"
+    # Gaussian noise sigma added to the training audio, inputs and targets, in the file's
+    # units (full scale 1; 0: off): a noise floor, so digital silence (runs of exact
+    # zeros, as in synthetic speech) is not a certainty a sampled model locks into.
+    # Validation and evaluation read the audio as it is (speechgen.data.pipeline).
+    dither: float = 0.0
     # Phone conditioning (corpus folders with .PHN labels).
     phones: str = "none"  # none | current (phone of the predicted samples) | context (prev, cur, next)
     # | context_position (prev, cur, next and how far into the current phone)
@@ -237,7 +242,7 @@ def validate(config):
         if not 0 <= getattr(config, key) < 1:
             raise UsageError(f"config: {key} must be in [0, 1), got {getattr(config, key)}")
     for key in ("input_noise", "l2", "clipnorm", "patience", "phone_embedding", "max_batches", "checkpoint_batches",
-                "seed"):
+                "seed", "dither"):
         if getattr(config, key) < 0:
             raise UsageError(f"config: {key} must not be negative, got {getattr(config, key)}")
     if not 0 <= config.scheduled_sampling <= 1:

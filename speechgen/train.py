@@ -60,10 +60,13 @@ def _datasets(corpus, normaliser, config, phones):
     from .data.framing import Framing
 
     quantise = (config.levels, config.quantisation) if config.output == "categorical" else None
+    # Dither is training data's noise floor only: validation (early stopping) and
+    # evaluation score the audio as it is.
+    dither = {"train": (config.dither, config.seed) if config.dither else None, "valid": None}
     return [
         split_batches(
             corpus, split, normaliser, Framing.of(config), config.batch_size, phones, config.max_batches, quantise,
-            joined=config.utterances == "joined",
+            joined=config.utterances == "joined", dither=dither[split],
         )
         for split in ("train", "valid")
     ]

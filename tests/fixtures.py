@@ -261,3 +261,23 @@ def utterance_corpus(root, rate=4000, n_utts=8):
     220, 330 and 440 Hz, no labels: in batches of a few rows, rows start new utterances
     mid-epoch (what distributed training and mid-epoch resume must get right)."""
     return chord_corpus(root, rate, n_utts, (2.0, 5.0), freqs=lambda u: (110.0 * (1 + u % 4), 330.0, 550.0))
+
+
+def untrained_phone_model(path, corpus_path, rate, split=(0.5, 0.25, 0.25), window=80):
+    """A frame-level phone model with random weights and the corpus' inventory, saved
+    to ``path``: the report's wiring needs a model, not a good one."""
+    from speechgen.data.corpus import Normaliser, load_corpus
+    from speechgen.data.phones import inventory_of, median_durations
+    from speechgen.model.model import SpeechRNN
+
+    corpus = load_corpus(corpus_path, list(split))
+    pieces = [p for s in corpus.splits.values() for p in s]
+    model = SpeechRNN(
+        window=window, hop=window, units=[8], sample_rate=rate,
+        normaliser=Normaliser.fit("minmax", corpus.splits["train"]).to_dict(),
+        train_config={"data": str(corpus_path), "split": list(split), "seed": 0, "phone_folding": "none",
+                      "splits": {"layout": corpus.layout, **corpus.split_names()}},
+        phones=inventory_of(pieces).to_list(), phone_durations=median_durations(pieces, None, rate),
+    )
+    model.save(path)
+    return corpus

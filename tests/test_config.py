@@ -127,6 +127,7 @@ def test_frame16k_is_the_write_up():
         (["utterances=together"], "utterances must be one of separate, joined, got 'together'"),
         (["pre_emphasis=1"], "pre_emphasis must be in [0, 1) (0: off), got 1.0"),
         (["pre_emphasis=-0.5"], "pre_emphasis must be in [0, 1)"),
+        (["dither=-0.001"], "dither must not be negative, got -0.001"),
     ],
 )
 def test_bad_values_are_usage_errors(sets, words):

@@ -195,3 +195,28 @@ def test_the_recipe_sample_level_with_temperature_stays_in_range(tmp_path):
     header = next(line for line in text.output.splitlines() if line.startswith("free-running from"))
     assert header.endswith("noise 1 x validation RMSE") and "temperature" not in header
     assert report["sampling"] == "noise 1 x validation RMSE" and drift("0", 3)["sampling"].startswith("no noise")
+
+
+def test_a_phone_models_streams_each_run_to_their_own_utterances_end(tmp_path):
+    """A phone-conditioned model generates along each prime's utterance: every stream
+    ends where its own utterance ends (it used to be where the shortest one ended, which
+    left a few tenths of a second of speech to score on prompts-real)."""
+    from fixtures import tone_corpus, untrained_phone_model
+    from speechgen.data.framing import Framing
+    from speechgen.measures.drift import format_report, free_running_report
+    from speechgen.model import load_model
+
+    folder = tone_corpus(tmp_path / "tones", rate=RATE, n_utts=8, seconds=1.5)
+    corpus = untrained_phone_model(tmp_path / "m.keras", folder, RATE, window=40)
+    model = load_model(tmp_path / "m.keras")
+    report = free_running_report(model, corpus, seconds=5, primes=3, seed=2)
+    pieces = {p.name: p for p in corpus.splits["test"]}
+    prime_len = Framing.of(model).prime_samples()
+    left = [len(pieces[name]) - int(offset) - prime_len for name, offset in (p.rsplit("@", 1) for p in report["primes"])]
+    assert len(set(left)) > 1  # the primes sit at different distances from their ends
+    np.testing.assert_allclose(report["stream_seconds"], np.array(left) / RATE)
+    assert report["seconds"] == max(left) / RATE
+    # Every stream is scored whole: the quality report pools all their samples.
+    np.testing.assert_allclose(report["quality"]["seconds"], sum(left) / RATE)
+    assert [len(y) for y in report["generated"]] == left
+    assert "each to its utterance's end" in format_report(report)

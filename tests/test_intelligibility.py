@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import CORPORA, requires_corpora
-from fixtures import tone_corpus
+from fixtures import tone_corpus, untrained_phone_model
 from speechgen.cli import main
 from speechgen.data.labels import Segment
 from speechgen.measures.intelligibility import edit_distance, phone_error_rate, shuffled_segments, summarise
@@ -57,26 +57,6 @@ def test_the_control_timeline_keeps_segments_and_pauses_and_permutes_phones():
     assert [c.phone for c in control].index("pau") == 4
     assert [s.phone for s in control] != phones
     assert shuffled_segments(segments, seed=1) == control and shuffled_segments(segments, seed=2) != control
-
-
-def untrained_phone_model(path, corpus_path, rate, split=(0.5, 0.25, 0.25), window=80):
-    """A frame-level phone model with random weights and the corpus' inventory, saved
-    to ``path``: the report's wiring needs a model, not a good one."""
-    from speechgen.data.corpus import Normaliser, load_corpus
-    from speechgen.data.phones import inventory_of, median_durations
-    from speechgen.model.model import SpeechRNN
-
-    corpus = load_corpus(corpus_path, list(split))
-    pieces = [p for s in corpus.splits.values() for p in s]
-    model = SpeechRNN(
-        window=window, hop=window, units=[8], sample_rate=rate,
-        normaliser=Normaliser.fit("minmax", corpus.splits["train"]).to_dict(),
-        train_config={"data": str(corpus_path), "split": list(split), "seed": 0, "phone_folding": "none",
-                      "splits": {"layout": corpus.layout, **corpus.split_names()}},
-        phones=inventory_of(pieces).to_list(), phone_durations=median_durations(pieces, None, rate),
-    )
-    model.save(path)
-    return corpus
 
 
 def test_the_recogniser_decodes_each_utterance_as_if_it_were_the_first(tmp_path):

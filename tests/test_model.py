@@ -6,6 +6,7 @@ import numpy as np
 from speechgen.config import load_config
 from speechgen.data.corpus import Normaliser
 from speechgen.model import SpeechRNN, build_model, load_model
+from speechgen.model.model import copy_to_hoisted
 
 
 def tiny(batch_size=2, **kw):
@@ -77,17 +78,6 @@ def test_mixed_bfloat16_computes_in_16_bits_with_a_float32_output(tmp_path):
     np.testing.assert_allclose(y.numpy(), reference(x).numpy(), atol=3e-2)
     model.save(tmp_path / "m.keras")
     assert load_model(tmp_path / "m.keras").get_layer("lstm_0").compute_dtype == "bfloat16"
-
-
-def copy_to_hoisted(plain, hoisted):
-    """Give a ``hoist_input`` model the weights of a plain one with the same shape:
-    the Dense before the first recurrence gets the first LSTM's input kernel."""
-    kernel, recurrent, bias = plain.get_layer("lstm_0").cell.get_weights()
-    hoisted.get_layer("lstm_0_input").set_weights([kernel])
-    hoisted.get_layer("lstm_0").cell.set_weights([recurrent, bias])
-    for layer in plain.layers:
-        if layer.weights and layer.name != "lstm_0":
-            hoisted.get_layer(layer.name).set_weights(layer.get_weights())
 
 
 def test_hoisted_input_projection_equals_the_plain_lstm():

@@ -174,3 +174,32 @@ def test_many_short_pieces_fall_short_by_chunks_not_samples():
     assert "739200 samples in 24 piece(s)" in message and "needs about 640200" not in message
     assert "make 24 whole chunk(s) of 20000 samples, fewer than its 32 rows" in message
     assert plan([30800] * 32, framing, batch_size=32).n_batches == 1  # one more piece per row does
+
+
+def test_dither_gives_digital_silence_a_seeded_noise_floor(tmp_path):
+    """Exact zeros (synthetic speech's pauses) become Gaussian noise of the given sigma,
+    inputs and targets alike (a step's newest input is the step before's target), the
+    same for the same seed, so a resumed epoch reads what the first reading did; and the
+    quantised targets of silence are no longer one certain class."""
+    from speechgen.data.quantise import quantise
+
+    wavfile.write(tmp_path / "silence.wav", 1000, np.zeros(3000, np.int16))
+    pieces = [Piece(read_audio(tmp_path / "silence.wav"), 0, 3000, "silence")]
+    schedule = plan([3000], Framing(6, 1, 5), batch_size=2)
+
+    def read(dither):
+        return [(x.numpy(), y.numpy()) for x, y in tbptt_dataset(pieces, IDENTITY, schedule, dither=dither)]
+
+    plain, dithered = read(None), read((0.01, 3))
+    assert all(not x.any() and not y.any() for x, y in plain)
+    targets = np.concatenate([y.ravel() for _, y in dithered])
+    assert 0.009 < targets.std() < 0.011 and abs(targets.mean()) < 0.001
+    for x, y in dithered:
+        np.testing.assert_array_equal(x[:, 1:, -1], y[:, :-1, 0])
+    again, other = read((0.01, 3)), read((0.01, 4))
+    for (x, y), (x2, y2), (x3, _) in zip(dithered, again, other):
+        np.testing.assert_array_equal(x, x2)
+        np.testing.assert_array_equal(y, y2)
+        assert not np.allclose(x, x3)
+    classes = quantise(targets, 256, "mulaw")
+    assert len(np.unique(quantise(np.zeros(10), 256, "mulaw"))) == 1 and len(np.unique(classes)) > 10

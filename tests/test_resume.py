@@ -173,7 +173,7 @@ def lr_column(run):
 # --- mid-epoch checkpoints (checkpoint_batches) -------------------------------------
 
 RANDOMISED = dict(patience=0, dropout=0.2, input_noise=0.05, input_dropout=0.1, scheduled_sampling=0.5,
-                  schedule_epochs=3)
+                  schedule_epochs=3, dither=0.001)
 
 
 class CtrlCAt(keras.callbacks.Callback):
@@ -215,8 +215,8 @@ def run_record_of(path):
 
 
 def test_ctrl_c_mid_epoch_then_resume_equals_an_uninterrupted_run(data, tmp_path):
-    """Stopped after a mid-epoch checkpoint, with dropout, input noise and scheduled
-    sampling drawing random numbers, the run resumed from that batch ends with the
+    """Stopped after a mid-epoch checkpoint, with dropout, input noise, scheduled
+    sampling and dither drawing random numbers, the run resumed from that batch ends with the
     uninterrupted run's losses: the stream position, LSTM state, metric accumulators
     and random state all come back."""
     from speechgen.config import load_config

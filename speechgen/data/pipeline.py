@@ -163,7 +163,7 @@ def _deal(chunks, cap, batch_size):
 
 
 def split_batches(corpus, split, normaliser, framing, batch_size, phones=None, max_batches=0, quantise=None,
-                  joined=False):
+                  joined=False, dither=None):
     """The TBPTT dataset and schedule of one split.
 
     Args:
@@ -177,6 +177,8 @@ def split_batches(corpus, split, normaliser, framing, batch_size, phones=None, m
         quantise: ``(levels, scheme)`` to give targets as class ids (categorical heads).
         joined: play the split's utterances back to back as one stream
             (speechgen.data.joined; the ``utterances: joined`` setting).
+        dither: ``(sigma, seed)``: add Gaussian noise of ``sigma`` (file units) to the
+            audio as it is read (the ``dither`` setting; :func:`tbptt_dataset`).
     """
     pieces = corpus.splits[split]
     if not pieces:
@@ -200,12 +202,13 @@ def split_batches(corpus, split, normaliser, framing, batch_size, phones=None, m
 
         inventory, folding, context = phones
         tracks = tracks_for(pieces, inventory, folding)
-    dataset = tbptt_dataset(pieces, normaliser, schedule, tracks, context, max_batches=max_batches, quantise=quantise)
+    dataset = tbptt_dataset(pieces, normaliser, schedule, tracks, context, max_batches=max_batches, quantise=quantise,
+                            dither=dither)
     return dataset, schedule
 
 
 def tbptt_dataset(
-    pieces, normaliser, schedule, tracks=None, context=1, first_batch=0, max_batches=0, quantise=None
+    pieces, normaliser, schedule, tracks=None, context=1, first_batch=0, max_batches=0, quantise=None, dither=None
 ):
     """Batches of a schedule, in order.
 
@@ -219,6 +222,11 @@ def tbptt_dataset(
         first_batch: start at this batch (resuming mid-epoch).
         max_batches: stop after this many batches (0: all).
         quantise: ``(levels, scheme)``: targets become int32 class ids.
+        dither: ``(sigma, seed)`` or None: Gaussian noise of ``sigma`` in the file's
+            units is added to each block's samples before normalisation, inputs and
+            targets alike, so digital silence (exact zeros) becomes a noise floor the
+            model cannot predict with certainty. The draw is seeded by ``seed``, the
+            batch and the row: every epoch (and a resumed one) reads the same audio.
     Returns:
         ``tf.data.Dataset`` of ``(inputs, targets)``: float32 ``targets (B, seq_len,
         hop)`` (int32 class ids with ``quantise``); ``inputs`` is ``frames (B,
@@ -236,7 +244,16 @@ def tbptt_dataset(
     def read_blocks(k):
         k = int(k)
         # Normalised row by row: pre-emphasis reads the sample before each block.
-        return np.stack([normaliser.read(pieces[p], st, st + block) for p, st in zip(s.piece[k], s.start[k])])
+        if dither is None:
+            return np.stack([normaliser.read(pieces[p], st, st + block) for p, st in zip(s.piece[k], s.start[k])])
+        sigma, seed = dither
+        rows = []
+        for r, (p, st) in enumerate(zip(s.piece[k], s.start[k])):
+            lo = max(st - 1, 0)  # the sample before the block too, for pre-emphasis
+            x = pieces[p].read(lo, st + block)
+            x = x + np.random.default_rng([seed, k, r]).normal(0.0, sigma, len(x)).astype(np.float32)
+            rows.append(normaliser.read(x, st - lo, st - lo + block))
+        return np.stack(rows)
 
     def read_phones(k):
         k = int(k)

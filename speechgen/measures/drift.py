@@ -199,10 +199,13 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=1.0, seed=
         long, scored the same way: :func:`end_to_end`), ``out_of_range`` (the share of
         each stream's seconds outside the training range, and of the held-out split's:
         ``streams``, ``held_out``, ``held_out_seconds``), ``ranges`` (training),
-        ``features`` (per prime: rms, flatness lists), ``real_features`` (of the first prime's true continuation), ``seconds``,
-        and ``typical``: the median per-second RMS and flatness of each stream and of
-        the training audio, with the training percentile each stream's median sits at
-        (a stream can be inside the range yet sit at its noisy edge).
+        ``features`` (per prime: rms, flatness lists), ``real_features`` (of the
+        first prime's true continuation), ``seconds`` (the longest stream),
+        ``stream_seconds`` (each stream's: all ``seconds`` unless the model is
+        phone-conditioned, when each ends with its utterance), and ``typical``: the
+        median per-second RMS and flatness of each stream and of the training audio,
+        with the training percentile each stream's median sits at (a stream can be
+        inside the range yet sit at its noisy edge).
     """
     from ..data.corpus import Normaliser
     from ..errors import SpeechgenError
@@ -224,19 +227,23 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=1.0, seed=
         piece = pieces[rng.integers(len(pieces))]
         chosen.append((piece, int(rng.integers(0, len(piece) - prime_len - h + 1))))
     n_samples = int(round(seconds * rate))
+    lengths = [n_samples] * primes
     ids = None
     if model.phones:
-        # Phones continue from the utterance; generation is capped at its end.
+        # Each stream follows its own utterance's phones to that utterance's end: all
+        # run as long as the longest (past its end a track repeats its last phone) and
+        # each is cut at its own end, so one short utterance no longer caps them all.
         from ..data.phones import track_of_piece
 
-        n_samples = min(n_samples, min(len(p) - o - prime_len for p, o in chosen))
+        lengths = [min(n_samples, len(p) - o - prime_len) for p, o in chosen]
+        n_samples = max(lengths)
         # The prime's teacher-forced steps, then one per generated frame.
         steps = framing.steps(prime_len) + max(1, -(-n_samples // h))
         ids = np.stack([track_of_piece(model, p).step_ids(o + w, steps, h, model.phone_context) for p, o in chosen])
     prime = np.stack([normaliser.read(p, o, o + prime_len) for p, o in chosen])
     gen = Generator(model, streams=primes, noise=noise_scale(model, noise), seed=noise_seed, temperature=temperature)
-    out = gen.generate(prime, n_samples, phones=ids, progress=progress)
-    out = np.atleast_2d(out)
+    out = np.atleast_2d(gen.generate(prime, n_samples, phones=ids, progress=progress))
+    out = [y[:length] for y, length in zip(out, lengths)]
     horizons = {}
     for name, length in horizons_for(model).items():
         errors = []
@@ -276,12 +283,13 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=1.0, seed=
         # Judged as audio: a pre-emphasised model's streams and references de-emphasised.
         held = [normaliser.plain(normaliser.apply(x)) for x in held_audio]
         train = [normaliser.plain(normaliser.apply(p.read(0, len(p)))) for p in _capped(corpus.splits["train"])]
-        plain = normaliser.plain(out, prime)
+        plain = [normaliser.plain(y, before) for y, before in zip(out, prime)]
         quality_part = {"quality": quality_report(plain, held, train, rate, seed=noise_seed), "generated": plain,
                         "held_out": held}
     return {
         **quality_part,
         "seconds": n_samples / rate,
+        "stream_seconds": [length / rate for length in lengths],
         "primes": [f"{p.name}@{o}" for p, o in chosen],
         "temperature": temperature,
         "noise": noise,
@@ -342,8 +350,10 @@ def plot_drift(report, path, title=None):
 
 
 def format_report(report):
-    lines = [f"free-running from {len(report['stable_seconds'])} held-out primes, {report['seconds']:.0f} s each, "
-             f"{report['sampling']}"]
+    lengths = report.get("stream_seconds") or [report["seconds"]]
+    each = (f"{report['seconds']:.0f} s each" if min(lengths) == max(lengths) else
+            "each to its utterance's end: " + ", ".join(f"{v:.2f}" for v in lengths) + " s")
+    lines = [f"free-running from {len(report['stable_seconds'])} held-out primes, {each}, {report['sampling']}"]
     lines.append("| horizon | free-running MSE (normalised) |")
     lines.append("| --- | --- |")
     for name, mse in report["horizons"].items():
@@ -367,7 +377,8 @@ def format_report(report):
             streams = typical["streams"]
             lines.append(
                 f"median per-second {unit}: training {typical['training'][key]:.4g}; generated "
-                + ", ".join(f"{s[key]:.4g} (p{s[key + '_percentile']:.0f})" for s in streams)
+                + ", ".join("-" if s[key] is None else f"{s[key]:.4g} (p{s[key + '_percentile']:.0f})"
+                            for s in streams)
                 + " (pN: the training percentile it sits at)"
             )
     return "\n".join(lines)

@@ -438,6 +438,21 @@ def hoists_input(setting):
     return not tf.config.list_physical_devices("GPU")
 
 
+def copy_to_hoisted(plain, hoisted):
+    """Give a ``hoist_input`` model the weights of a plain one of the same shape.
+
+    The Dense before the first recurrence (``lstm_0_input``) takes the first LSTM's
+    input kernel; the custom cell takes its recurrent kernel and bias; every other
+    layer is copied by name. The two models then compute the same function (tests).
+    """
+    kernel, recurrent, bias = plain.get_layer("lstm_0").cell.get_weights()
+    hoisted.get_layer("lstm_0_input").set_weights([kernel])
+    hoisted.get_layer("lstm_0").cell.set_weights([recurrent, bias])
+    for layer in plain.layers:
+        if layer.weights and layer.name != "lstm_0":
+            hoisted.get_layer(layer.name).set_weights(layer.get_weights())
+
+
 def build_model(config, sample_rate, normaliser, data, batch_size=None, phones=None, splits=None,
                 phone_durations=None):
     """A :class:`SpeechRNN` from a :class:`speechgen.config.Config`.
