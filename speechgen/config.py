@@ -36,7 +36,7 @@ class Config:
     batch_size: int = 16  # parallel streams (fixed: the LSTMs are stateful)
     # Data.
     split: list = field(default_factory=lambda: [0.8, 0.1, 0.1])  # train/valid/test
-    normalisation: str = "meanrange"  # (x - mean)/(max - min), or "minmax" -> [-1, 1]
+    normalisation: str = "meanrange"  # (x - mean)/(max - min), "minmax" -> [-1, 1], or "peak": x / max|x|
     # Pre-emphasis a (0: off): the model learns e[n] = x[n] - a x[n-1] and generated audio
     # is de-emphasised (speechgen.data.corpus.Normaliser; LPCNet uses 0.85)
     pre_emphasis: float = 0.0
@@ -107,7 +107,7 @@ class Config:
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 INT_LISTS = ("units", "predictor_units", "top_units")  # list keys of integers
 CHOICES = {
-    "normalisation": ("meanrange", "minmax"),
+    "normalisation": ("meanrange", "minmax", "peak"),
     "output_activation": ("tanh", "linear"),
     "optimizer": ("adam", "sgd", "rmsprop", "adamw"),
     "phones": ("none", "current", "context", "context_position"),

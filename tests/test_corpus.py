@@ -93,3 +93,30 @@ def test_pre_emphasis_tilts_the_spectrum_as_its_filter_says():
         w = 2 * np.pi * f / rate
         assert gain[f] == pytest.approx(abs(1 - a * np.exp(-1j * w)), rel=1e-3)
     assert 20 * np.log10(gain[3000.0] / gain[100.0]) > 25
+
+
+def test_peak_keeps_silence_at_zero_where_mulaw_steps_are_finest(tmp_path):
+    """Asymmetric audio: minmax moves silence off 0, peak keeps it there, and the
+    training audio still lies within [-1, 1] touching one end; both invert exactly."""
+    from speechgen.data.quantise import dequantise, quantise
+
+    x = np.concatenate([np.linspace(-0.2, 0.6, 4000), np.zeros(1000)])
+    corpus = load_corpus(write_pcm16(tmp_path / "b.wav", 1000, x), [0.8, 0.1, 0.1])
+    train = corpus.splits["train"][0].read()
+    peak, minmax = (Normaliser.fit(kind, corpus.splits["train"]) for kind in ("peak", "minmax"))
+    assert peak.center == 0.0 and peak.scale == pytest.approx(0.6, abs=1e-4)
+    y = peak.apply(train)
+    assert y.max() == pytest.approx(1, abs=1e-6) and y.min() == pytest.approx(-1 / 3, abs=1e-3)
+    np.testing.assert_allclose(peak.invert(y), train, atol=1e-6)
+    assert peak.apply(np.zeros(1))[0] == 0.0 and minmax.apply(np.zeros(1))[0] == pytest.approx(-0.5, abs=1e-3)
+    # A quiet sound (1e-3 of full scale) survives 256-level mu-law to within a few per
+    # cent when silence is at 0, and not at all where minmax put silence.
+    quiet = 1e-3 * np.sin(np.linspace(0, 20, 500))
+
+    def error(norm):
+        y = norm.apply(quiet)
+        back = norm.invert(dequantise(quantise(y, 256, "mulaw"), 256, "mulaw"))
+        return np.sqrt(np.mean((back - quiet) ** 2)) / np.sqrt(np.mean(quiet ** 2))
+
+    assert error(peak) < 0.1 < 1.0 < error(minmax)
+    assert Normaliser.from_dict(peak.to_dict()) == peak

@@ -244,7 +244,11 @@ class Normaliser:
 
     ``meanrange`` (write-up 1): center = mean, scale = max - min, so training audio lies
     within a unit-wide band around 0. ``minmax``: center = (max + min) / 2 and
-    scale = (max - min) / 2, so training audio spans exactly [-1, 1].
+    scale = (max - min) / 2, so training audio spans exactly [-1, 1]. ``peak``:
+    center = 0 and scale = max |e|, so training audio lies in [-1, 1] and silence stays
+    at 0, where mu-law quantisation has its finest steps (WaveNet and SampleRNN scale
+    audio so); minmax moves silence to -center / scale, which for asymmetric peaks
+    (prompts-real: -0.027) puts quiet sounds on steps about 8 times coarser.
     """
 
     kind: str
@@ -273,6 +277,9 @@ class Normaliser:
             return cls(kind, total / count, hi - lo, emphasis)
         if kind == "minmax":
             return cls(kind, (hi + lo) / 2, (hi - lo) / 2, emphasis)
+        if kind == "peak":
+            # Zero stays zero: mu-law's finest steps stay on silence and quiet sounds.
+            return cls(kind, 0.0, max(-lo, hi), emphasis)
         raise SpeechgenError(f"unknown normalisation {kind!r}")
 
     def apply(self, x):
