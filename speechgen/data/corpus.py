@@ -248,7 +248,9 @@ class Normaliser:
     center = 0 and scale = max |e|, so training audio lies in [-1, 1] and silence stays
     at 0, where mu-law quantisation has its finest steps (WaveNet and SampleRNN scale
     audio so); minmax moves silence to -center / scale, which for asymmetric peaks
-    (prompts-real: -0.027) puts quiet sounds on steps about 8 times coarser.
+    (prompts-real: -0.027) puts quiet sounds on steps about 8 times coarser. Yet the
+    speech recipe generated worse with ``peak`` (it learns the quiet floor well enough
+    to stay in it; docs/generation.md), so the recipes keep ``minmax``.
     """
 
     kind: str
