@@ -62,11 +62,11 @@ def _datasets(corpus, normaliser, config, phones):
     quantise = (config.levels, config.quantisation) if config.output == "categorical" else None
     # Dither is training data's noise floor only: validation (early stopping) and
     # evaluation score the audio as it is.
-    dither = {"train": (config.dither, config.seed) if config.dither else None, "valid": None}
+    dither = (config.dither, config.seed) if config.dither else None
     return [
         split_batches(
             corpus, split, normaliser, Framing.of(config), config.batch_size, phones, config.max_batches, quantise,
-            joined=config.utterances == "joined", dither=dither[split],
+            joined=config.utterances == "joined", dither=dither if split == "train" else None,
         )
         for split in ("train", "valid")
     ]

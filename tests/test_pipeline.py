@@ -201,5 +201,12 @@ def test_dither_gives_digital_silence_a_seeded_noise_floor(tmp_path):
         np.testing.assert_array_equal(x, x2)
         np.testing.assert_array_equal(y, y2)
         assert not np.allclose(x, x3)
+    # Pre-emphasis reads the sample before each block through the same dithered read.
+    emphasised = [(x.numpy(), y.numpy()) for x, y in
+                  tbptt_dataset(pieces, Normaliser("meanrange", 0.0, 1.0, 0.9), schedule, dither=(0.01, 3))]
+    for x, y in emphasised:
+        np.testing.assert_array_equal(x[:, 1:, -1], y[:, :-1, 0])
+    # e[n] = d[n] - 0.9 d[n-1] of white noise d: sigma sqrt(1 + 0.81) = 0.0135.
+    assert 0.0125 < np.concatenate([y.ravel() for _, y in emphasised]).std() < 0.0145
     classes = quantise(targets, 256, "mulaw")
     assert len(np.unique(quantise(np.zeros(10), 256, "mulaw"))) == 1 and len(np.unique(classes)) > 10

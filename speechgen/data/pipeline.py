@@ -162,6 +162,18 @@ def _deal(chunks, cap, batch_size):
     return sorted(rows, key=lambda row: row[1])
 
 
+class _Dithered:
+    """A piece read with Gaussian noise of ``sigma`` added, drawn from ``seed`` (a
+    sequence): one read per row, so the row's inputs and targets share one draw."""
+
+    def __init__(self, piece, sigma, seed):
+        self.piece, self.sigma, self.seed = piece, sigma, seed
+
+    def read(self, start, stop):
+        x = self.piece.read(start, stop)
+        return x + np.random.default_rng(self.seed).normal(0.0, self.sigma, len(x)).astype(np.float32)
+
+
 def split_batches(corpus, split, normaliser, framing, batch_size, phones=None, max_batches=0, quantise=None,
                   joined=False, dither=None):
     """The TBPTT dataset and schedule of one split.
@@ -241,19 +253,14 @@ def tbptt_dataset(
     B, block = s.batch_size, s.block
     last = s.n_batches if not max_batches else min(s.n_batches, first_batch + max_batches)
 
+    def source(k, r, p):
+        return pieces[p] if dither is None else _Dithered(pieces[p], dither[0], (dither[1], k, r))
+
     def read_blocks(k):
         k = int(k)
         # Normalised row by row: pre-emphasis reads the sample before each block.
-        if dither is None:
-            return np.stack([normaliser.read(pieces[p], st, st + block) for p, st in zip(s.piece[k], s.start[k])])
-        sigma, seed = dither
-        rows = []
-        for r, (p, st) in enumerate(zip(s.piece[k], s.start[k])):
-            lo = max(st - 1, 0)  # the sample before the block too, for pre-emphasis
-            x = pieces[p].read(lo, st + block)
-            x = x + np.random.default_rng([seed, k, r]).normal(0.0, sigma, len(x)).astype(np.float32)
-            rows.append(normaliser.read(x, st - lo, st - lo + block))
-        return np.stack(rows)
+        return np.stack([normaliser.read(source(k, r, p), st, st + block)
+                         for r, (p, st) in enumerate(zip(s.piece[k], s.start[k]))])
 
     def read_phones(k):
         k = int(k)
