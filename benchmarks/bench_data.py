@@ -51,6 +51,7 @@ def training_data(p, tmp):
     """
     from speechgen.config import load_config
     from speechgen.data.corpus import Normaliser, load_corpus
+    from speechgen.data.trim import trim_of
     from speechgen.data.pipeline import split_batches
     from speechgen.data.framing import Framing
     from speechgen.train import _phones_for
@@ -60,7 +61,7 @@ def training_data(p, tmp):
         data = write_wav(Path(tmp) / "audio.wav", p["seconds"])
     else:
         data = write_phone_folder(Path(tmp) / "corpus", p["utterances"], p["seconds"])
-    corpus = load_corpus(data, config.split, config.seed)
+    corpus = load_corpus(data, config.split, config.seed, trim=trim_of(config.trim_silence, config.trim_margin))
     normaliser = Normaliser.fit(config.normalisation, corpus.splits["train"], config.pre_emphasis)
     phones = _phones_for(config, corpus)
     quantise = (config.levels, config.quantisation) if config.output == "categorical" else None

@@ -272,6 +272,7 @@ def bench_time_to_quality(p):
     import tensorflow as tf
 
     from speechgen.data.corpus import Normaliser, load_corpus
+    from speechgen.data.trim import trim_of
     from speechgen.measures.baselines import CategoricalBaselines
     from speechgen.train import _datasets, _new_model, _steps_per_epoch
     from speechgen.training.callbacks import ResetStates
@@ -282,7 +283,7 @@ def bench_time_to_quality(p):
                            "needs real speech, not measured"}
     config = recipe_config(p["preset"], p.get("sets"))
     prepared = time.perf_counter()
-    corpus = load_corpus(path, config.split, config.seed)
+    corpus = load_corpus(path, config.split, config.seed, trim=trim_of(config.trim_silence, config.trim_margin))
     normaliser = Normaliser.fit(config.normalisation, corpus.splits["train"], config.pre_emphasis)
     baselines = CategoricalBaselines(corpus.splits["train"], normaliser, config.levels, config.quantisation,
                                      max_samples=p.get("baseline_samples", 4_000_000))

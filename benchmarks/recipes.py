@@ -122,6 +122,9 @@ def main():
             r = run_pair(recipe, corpus, args.minutes, args.seconds, args.temperature, args.runs, args.sets,
                          args.label)
             r["sets"] = list(args.sets)
+            # Re-read before writing: a pair takes half an hour, and rows edited or added
+            # meanwhile (another arm, a fixed label) must survive this one.
+            results = json.loads(args.json.read_text()) if args.json.exists() else {}
             results[f"{recipe}/{corpus}" + (f", {args.label}" if args.label else "")] = r
             args.json.write_text(json.dumps(results, indent=2, default=float) + "\n")
             print(row(r), flush=True)

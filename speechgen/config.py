@@ -48,6 +48,11 @@ class Config:
     # zeros, as in synthetic speech) is not a certainty a sampled model locks into.
     # Validation and evaluation read the audio as it is (speechgen.data.pipeline).
     dither: float = 0.0
+    # Cut each file's leading and trailing silence (10-ms blocks more than trim_silence dB
+    # below its loudest; 0: off), keeping trim_margin seconds beside the sound; phone
+    # labels move with it (speechgen/data/trim.py). Every split is trimmed alike.
+    trim_silence: float = 0.0
+    trim_margin: float = 0.1
     # Phone conditioning (corpus folders with .PHN labels).
     phones: str = "none"  # none | current (phone of the predicted samples) | context (prev, cur, next)
     # | context_position (prev, cur, next and how far into the current phone)
@@ -242,7 +247,7 @@ def validate(config):
         if not 0 <= getattr(config, key) < 1:
             raise UsageError(f"config: {key} must be in [0, 1), got {getattr(config, key)}")
     for key in ("input_noise", "l2", "clipnorm", "patience", "phone_embedding", "max_batches", "checkpoint_batches",
-                "seed", "dither"):
+                "seed", "dither", "trim_silence", "trim_margin"):
         if getattr(config, key) < 0:
             raise UsageError(f"config: {key} must not be negative, got {getattr(config, key)}")
     if not 0 <= config.scheduled_sampling <= 1:

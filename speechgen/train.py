@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .config import check_resumable, dump_config, load_config, updated_run_state
 from .data.corpus import Normaliser, load_corpus, reopen_corpus
+from .data.trim import trim_of
 from .errors import SpeechgenError, UsageError
 from .files import write_text
 from .training.rundir import (
@@ -102,7 +103,7 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=(), st
     # Validate everything that can fail before creating anything on disk.
     _check_mid_epoch_strategy(config, strategy)
     _check_budget_strategy(config, strategy)
-    corpus = load_corpus(data, config.split, config.seed)
+    corpus = load_corpus(data, config.split, config.seed, trim=trim_of(config.trim_silence, config.trim_margin))
     if config.phones != "none" and corpus.layout == "file":
         raise SpeechgenError(
             f"{corpus.source}: phone conditioning needs a corpus folder (.wav with .PHN beside "

@@ -22,6 +22,7 @@ import numpy as np
 from .audio import Audio, read_audio
 from ..errors import SpeechgenError
 from .labels import read_phn
+from .trim import segments_within, sounding_span, trim_of
 
 SPLITS = ("train", "valid", "test")
 AUDIO_SUFFIXES = (".wav",)
@@ -31,8 +32,9 @@ AUDIO_SUFFIXES = (".wav",)
 class Piece:
     """Samples ``[start, stop)`` of ``audio``, with optional phone ``segments``.
 
-    ``segments`` are :class:`speechgen.labels.Segment` relative to the file (so only
-    whole-file pieces carry them); ``labels`` is the ``.PHN`` path, for messages.
+    ``segments`` are :class:`speechgen.labels.Segment` relative to the piece's ``start``
+    (only utterance pieces carry them: a whole file, or one trimmed of its silent ends);
+    ``labels`` is the ``.PHN`` path, for messages.
     """
 
     audio: Audio
@@ -88,7 +90,7 @@ def split_by_time(n_samples, fractions):
     return {name: (int(edges[i]), int(edges[i + 1])) for i, name in enumerate(SPLITS)}
 
 
-def load_corpus(path, fractions, seed=0, splits=None):
+def load_corpus(path, fractions, seed=0, splits=None, trim=None):
     """Open training data: one audio file split by time, or a folder of utterances.
 
     Args:
@@ -96,6 +98,9 @@ def load_corpus(path, fractions, seed=0, splits=None):
         fractions: (train, valid, test) fractions.
         seed: shuffles a flat folder's utterances / picks TIMIT valid speakers.
         splits: recorded utterance names per split (from a model) to reuse.
+        trim: None, or ``(top_db, margin)``: each file (each utterance) keeps only
+            :func:`sounding_span`, its phone labels shifted to match; a single file is
+            trimmed before it is split by time.
     Raises:
         SpeechgenError: unreadable audio or labels, mixed sample rates, empty folder.
     """
@@ -103,11 +108,12 @@ def load_corpus(path, fractions, seed=0, splits=None):
     if not path.exists():
         raise SpeechgenError(f"{path}: no such file or folder")
     if path.is_dir():
-        return _load_folder(path, fractions, seed, splits)
+        return _load_folder(path, fractions, seed, splits, trim)
     audio = read_audio(path)
-    bounds = split_by_time(len(audio), fractions)
+    first, last = sounding_span(audio, *trim) if trim else (0, len(audio))
+    bounds = split_by_time(last - first, fractions)
     pieces = {
-        name: [Piece(audio, lo, hi, f"{path.name}[{name}]")] if hi > lo else []
+        name: [Piece(audio, first + lo, first + hi, f"{path.name}[{name}]")] if hi > lo else []
         for name, (lo, hi) in bounds.items()
     }
     return Corpus(str(path.resolve()), audio.rate, pieces, "file", path)
@@ -170,7 +176,7 @@ def _assign(root, files, fractions, seed):
     }
 
 
-def _load_folder(root, fractions, seed, recorded):
+def _load_folder(root, fractions, seed, recorded, trim):
     if recorded:
         layout = recorded.get("layout", "flat")
         assigned = {}
@@ -197,7 +203,10 @@ def _load_folder(root, fractions, seed, recorded):
             segments = read_phn(phn, len(audio)) if phn else None
             labelled.append(segments is not None)
             name = f.relative_to(root).as_posix()
-            pieces[split].append(Piece(audio, 0, len(audio), name, segments, phn))
+            first, last = sounding_span(audio, *trim) if trim else (0, len(audio))
+            if segments is not None:
+                segments = segments_within(segments, first, last)
+            pieces[split].append(Piece(audio, first, last, name, segments, phn))
     corpus = Corpus(str(root.resolve()), next(iter(rates)), pieces, layout, root, all(labelled))
     if any(labelled) and not all(labelled):
         corpus.notes.append(f"{labelled.count(False)} of {len(labelled)} utterances have no .PHN")
@@ -223,7 +232,8 @@ def reopen_corpus(train_config, data=None, hint="move it back"):
         raise SpeechgenError(
             f"{data}: the model's training data is not there any more; {hint}"
         )
-    return load_corpus(data, train_config["split"], train_config.get("seed", 0), recorded)
+    return load_corpus(data, train_config["split"], train_config.get("seed", 0), recorded,
+                       trim_of(train_config.get("trim_silence", 0.0), train_config.get("trim_margin", 0.0)))
 
 
 def read_span(source, start, stop):
