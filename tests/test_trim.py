@@ -87,3 +87,29 @@ def test_trim_settings_are_checked():
     for key in ("trim_silence", "trim_margin"):
         with pytest.raises(UsageError, match=f"{key} must not be negative"):
             load_config([], [f"{key}=-1"])
+
+
+def test_a_trimmed_run_is_evaluated_on_the_audio_it_was_trained_on(tmp_path):
+    """train saves the setting; evaluate reopens the corpus trimmed, so its valid figure
+    equals fit's best val_loss; scored untrimmed (long silent ends) it differs."""
+    from speechgen.evaluate import evaluate_model
+    from speechgen.model.saving import load_model
+    from speechgen.train import train
+
+    root = tmp_path / "corpus"
+    for i in range(6):
+        write_utterance(root / f"u{i}.wav", 4000, _speech_like(0.4, 0.5, 0.8, rate=4000))
+    config = load_config([], [
+        "window=16", "hop=1", "seq_len=25", "batch_size=4", "units=[16]", "l2=0", "epochs=1",
+        "learning_rate=0.01", "split=[0.5,0.5,0]", "trim_silence=40", "trim_margin=0.02",
+    ])
+    result = train(root, tmp_path / "run", config, verbose=0, log=lambda *_: None)
+    model = load_model(tmp_path / "run" / "model.keras")
+    assert (model.train_config["trim_silence"], model.train_config["trim_margin"]) == (40, 0.02)
+    data = reopen_corpus(model.train_config)
+    assert all(len(p) == round(0.54 * 4000) for p in data.splits["valid"])
+    trimmed = evaluate_model(model, data, ("valid",))["valid"]["model"]
+    assert trimmed == pytest.approx(result.summary["best_val_loss"], rel=1e-4)
+    whole = reopen_corpus({**model.train_config, "trim_silence": 0})
+    untrimmed = evaluate_model(model, whole, ("valid",))["valid"]["model"]
+    assert abs(untrimmed / trimmed - 1) > 1e-2, (untrimmed, trimmed)
