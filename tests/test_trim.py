@@ -51,6 +51,10 @@ def test_folder_trimmed_with_labels_shifted(tmp_path):
     plain = load_corpus(root, [0.5, 0.25, 0.25], seed=0)
     cut = load_corpus(root, [0.5, 0.25, 0.25], seed=0, trim=(40, 0.05))
     assert cut.split_names() == plain.split_names()
+    # The training log says what went: leads 0.3-0.6 s (1.8 s) + tails 4 x 0.6 s, less
+    # 8 margins of 0.05 s = 3.8 s, of 8.2 s of audio.
+    assert cut.notes == ["trim_silence 40 dB cut 3.8 s of silent ends, 46.3 % of the audio (margin 0.05 s kept)"]
+    assert plain.notes == []
     inventory = PhoneInventory.from_segments(p.segments for split in plain.splits.values() for p in split)
     for split in cut.splits:
         for before, after in zip(plain.splits[split], cut.splits[split]):

@@ -116,7 +116,10 @@ def load_corpus(path, fractions, seed=0, splits=None, trim=None):
         name: [Piece(audio, first + lo, first + hi, f"{path.name}[{name}]")] if hi > lo else []
         for name, (lo, hi) in bounds.items()
     }
-    return Corpus(str(path.resolve()), audio.rate, pieces, "file", path)
+    corpus = Corpus(str(path.resolve()), audio.rate, pieces, "file", path)
+    if trim:
+        corpus.notes.append(_trimmed_note(len(audio) - (last - first), len(audio), audio.rate, trim))
+    return corpus
 
 
 def _utterance_files(root):
@@ -187,7 +190,7 @@ def _load_folder(root, fractions, seed, recorded, trim):
                 raise SpeechgenError(f"{missing[0]}: listed in the model's {split} split but missing")
     else:
         layout, assigned = _assign(root, _utterance_files(root), fractions, seed)
-    rates, pieces, labelled = {}, {}, []
+    rates, pieces, labelled, cut, total = {}, {}, [], 0, 0
     for split, files in assigned.items():
         pieces[split] = []
         for f in files:
@@ -207,10 +210,19 @@ def _load_folder(root, fractions, seed, recorded, trim):
             if segments is not None:
                 segments = segments_within(segments, first, last)
             pieces[split].append(Piece(audio, first, last, name, segments, phn))
+            cut, total = cut + len(audio) - (last - first), total + len(audio)
     corpus = Corpus(str(root.resolve()), next(iter(rates)), pieces, layout, root, all(labelled))
+    if trim:
+        corpus.notes.append(_trimmed_note(cut, total, corpus.rate, trim))
     if any(labelled) and not all(labelled):
         corpus.notes.append(f"{labelled.count(False)} of {len(labelled)} utterances have no .PHN")
     return corpus
+
+
+def _trimmed_note(cut, total, rate, trim):
+    """What trimming removed, for the training log (users pick the threshold by it)."""
+    return (f"trim_silence {trim[0]:g} dB cut {cut / rate:.1f} s of silent ends, "
+            f"{100 * cut / max(total, 1):.1f} % of the audio (margin {trim[1]:g} s kept)")
 
 
 def reopen_corpus(train_config, data=None, hint="move it back"):
