@@ -32,7 +32,9 @@ def evaluate_model(model, corpus, splits=SPLITS):
     Returns:
         dict split -> {"model", "zero", "persistence", "lpc": MSE (lpc None when
         hop > 1), "gain_db": {same keys: dB}, "variance", "steps", "seconds",
-        "coverage"}, or None for a split that cannot be scored.
+        "coverage", "cold" (share of the scored chunks that start inside an utterance
+        from a zeroed state: :attr:`speechgen.data.pipeline.Schedule.cold`)}, or None
+        for a split that cannot be scored.
     """
     import tensorflow as tf
 
@@ -119,6 +121,7 @@ def evaluate_model(model, corpus, splits=SPLITS):
             "steps": int(count // model.hop),
             "seconds": count / model.sample_rate,
             "coverage": schedule.coverage,
+            "cold": schedule.cold,
             "bits": bits,
         }
     return results

@@ -104,6 +104,34 @@ def test_streams_are_not_cut_when_cutting_does_not_help():
     # shorter streams cover no more, so the plan keeps one stream per row.
     schedule = plan([int(0.8 * 60 * 8000)], Framing(200, 200, 20), batch_size=8)
     assert schedule.fresh[0].all() and not schedule.fresh[1:].any()
+    # Rows 1-7 start inside the file from a zeroed state: 7 cold chunks of 11 x 8.
+    assert schedule.cold == pytest.approx(7 / 88)
+
+
+def test_a_few_utterances_over_many_rows_keep_their_state():
+    """24 utterances of 0.5-2.5 s (16 kHz) over 32 rows of 32-step chunks, like a small
+    test split of prompts-real trimmed: no stream length of the LPT layouts balances
+    the rows to 95 % coverage but streams of one chunk, where every chunk would start
+    from a zeroed state (cold) and be scored without the audio before it. The plan
+    lays the utterances end to end over the rows instead: the same coverage, state
+    carried along each utterance, a cold start only where a row begins mid-utterance."""
+    framing = Framing(16, 16, 32)
+    lengths = [int(n) for n in np.random.default_rng(3).integers(16 * 512, 80 * 512, 24)]
+    schedule = plan(lengths, framing, batch_size=32, what="test")
+    chunks = [framing.steps(n) // 32 for n in lengths]
+    assert schedule.n_batches == sum(chunks) // 32  # every whole chunk but the remainder
+    assert schedule.coverage > 0.96
+    assert schedule.cold <= 31 / schedule.piece.size
+    # After the first batch a row restarts only where an utterance starts ...
+    later = schedule.fresh[1:]
+    assert (schedule.start[1:][later] == 0).all()
+    # ... and otherwise continues its utterance by one chunk.
+    same = ~later
+    np.testing.assert_array_equal(schedule.piece[1:][same], schedule.piece[:-1][same])
+    np.testing.assert_array_equal(schedule.start[1:][same], schedule.start[:-1][same] + framing.span)
+    # Each scheduled chunk is read once.
+    pairs = set(zip(schedule.piece.ravel().tolist(), schedule.start.ravel().tolist()))
+    assert len(pairs) == schedule.piece.size
 
 
 # --- utterances: joined (speechgen/data/joined.py) ---

@@ -79,6 +79,13 @@ class Schedule:
     def batch_size(self):
         return self.piece.shape[1]
 
+    @property
+    def cold(self):
+        """Share of the scheduled chunks that start a stream inside a piece, from a
+        zeroed state although the piece has audio before them (0 when every stream
+        starts where its piece does)."""
+        return float(np.mean(self.fresh & (self.start > 0)))
+
     def rows_to_reset(self, k):
         """The rows whose LSTM state must be zeroed before batch ``k`` (bool
         ``(batch_size,)``), or None when none: the one place the stream-reset rule
@@ -94,12 +101,23 @@ def plan(lengths, framing, batch_size, what="split", min_coverage=0.95):
     """Lay the pieces of a split (their ``lengths`` in samples) over ``batch_size`` rows
     of chunks of ``framing`` (a :class:`speechgen.data.framing.Framing`).
 
-    Pieces are cut into contiguous streams of at most ``cap`` chunks and dealt longest
-    first to the least-loaded row; every row then plays as many chunks as the shortest
-    row has. The rest (and each piece's tail of fewer than ``seq_len`` steps) is left
-    out and reported as ``coverage``. ``cap`` starts at one row's fair share (so one
-    long file becomes ``batch_size`` equal streams) and halves until the coverage
-    reaches ``min_coverage``: shorter streams balance better but restart state more.
+    Pieces are cut into contiguous streams and dealt to rows; every row then plays as
+    many chunks as the shortest row has. The rest (and each piece's tail of fewer than
+    ``seq_len`` steps) is left out and reported as ``coverage``. A stream that starts
+    inside a piece starts from a zeroed state although its piece has context before it:
+    such *cold* chunks are scored worse than they deserve and train the model from a
+    state it never has in generation, so a layout is judged by its coverage times the
+    share of its chunks that are not cold. The layouts tried, in order:
+
+    - streams of at most ``cap`` chunks dealt longest first to the least-loaded row
+      (LPT), ``cap`` starting at one row's fair share (so one long file becomes
+      ``batch_size`` equal streams) and halving down to 1: shorter streams balance
+      better but start cold more often;
+    - the pieces' chunks laid end to end in order and cut into ``batch_size`` rows of
+      equal length: full coverage, at most ``batch_size - 1`` cold starts.
+
+    The first whose judged coverage reaches ``min_coverage`` is kept, else the best (the
+    earliest among equals).
     """
     window, hop, seq_len = framing.window, framing.hop, framing.seq_len
     chunks = [framing.steps(n) // seq_len for n in lengths]
@@ -115,23 +133,35 @@ def plan(lengths, framing, batch_size, what="split", min_coverage=0.95):
             f"would need about {need}); give more audio or lower batch_size/seq_len"
         )
     all_steps = sum(framing.steps(n) for n in lengths)
-    best, cap = None, share
-    while True:
-        rows = _deal(chunks, cap, batch_size)
+    best = None
+    for rows in _layouts(chunks, batch_size, share):
         n_batches = min(load for load, _, _ in rows)
-        coverage = n_batches * batch_size * seq_len / all_steps
-        # Keep the longest streams among the best coverages: halving only pays if it
-        # covers more.
-        if best is None or coverage > best[0] + 1e-9:
-            best = (coverage, rows, n_batches)
-        if coverage >= min_coverage or cap == 1:
+        schedule = Schedule(*_lay_out(rows, n_batches, batch_size, framing.span), framing,
+                            n_batches * batch_size * seq_len / all_steps)
+        judged = schedule.coverage * (1.0 - schedule.cold)
+        if best is None or judged > best[0] + 1e-9:
+            best = (judged, schedule)
+        if judged >= min_coverage:
+            break
+    return best[1]
+
+
+def _layouts(chunks, batch_size, share):
+    """The candidate layouts of :func:`plan`, in the order it tries them."""
+    cap = share
+    while True:
+        yield _deal(chunks, cap, batch_size)
+        if cap == 1:
             break
         cap = max(1, cap // 2)
-    coverage, rows, n_batches = best
+    yield _end_to_end(chunks, batch_size, share)
+
+
+def _lay_out(rows, n_batches, batch_size, span):
+    """``(piece, start, fresh)`` arrays ``(n_batches, batch_size)`` of dealt rows."""
     piece = np.zeros((n_batches, batch_size), np.int64)
     start = np.zeros((n_batches, batch_size), np.int64)
     fresh = np.zeros((n_batches, batch_size), bool)
-    span = framing.span
     for _, r, queue in rows:
         k = 0
         # Within a row, streams play in piece order so a file's streams stay in time order.
@@ -141,7 +171,7 @@ def plan(lengths, framing, batch_size, what="split", min_coverage=0.95):
                     break
                 piece[k, r], start[k, r], fresh[k, r] = p, (first + j) * span, j == 0
                 k += 1
-    return Schedule(piece, start, fresh, framing, coverage)
+    return piece, start, fresh
 
 
 def _deal(chunks, cap, batch_size):
@@ -160,6 +190,22 @@ def _deal(chunks, cap, batch_size):
         queue.append(stream)
         heapq.heappush(rows, (load + stream[0], r, queue))
     return sorted(rows, key=lambda row: row[1])
+
+
+def _end_to_end(chunks, batch_size, length):
+    """The pieces' chunks in order, cut into ``batch_size`` rows of ``length`` chunks (the
+    last ``sum(chunks) - batch_size * length`` left out); rows as :func:`_deal`'s."""
+    queues = [[] for _ in range(batch_size)]
+    r = load = 0
+    for p, c in enumerate(chunks):
+        first = 0
+        while first < c and r < batch_size:
+            n = min(c - first, length - load)
+            queues[r].append((n, p, first))
+            first, load = first + n, load + n
+            if load == length:
+                r, load = r + 1, 0
+    return [(sum(n for n, _, _ in q), r, q) for r, q in enumerate(queues)]
 
 
 class _Dithered:
