@@ -72,6 +72,8 @@ def run_pair(recipe, corpus, minutes, seconds, temperature, out_root, sets=(), l
         "recipe": recipe, "corpus": corpus, "head": model.head.describe(), "parameters": model.count_params(),
         "epochs": result.summary["epochs"], "stopped": result.summary["stopped"], "train_seconds": train_s, "seconds_per_epoch": result.summary["seconds_per_epoch"],
         "test_bits": test.get("bits"), "test_mse": {k: test[k] for k in ("model", "zero", "persistence")},
+        # How the test figure was scored: the share of steps, and of chunks started cold.
+        "test_coverage": test["coverage"], "test_cold": test["cold"],
         "q": q["q"], "fd": q["fd"], "voiced": q["voiced"], "silent": q["silent"],
         "stable_seconds": report["stable_seconds"], "generated_seconds": report["seconds"],
         "real_end_to_end": report["real_end_to_end"], "out_of_range": report["out_of_range"],

@@ -96,6 +96,8 @@ def test_trim_settings_are_checked():
 def test_a_trimmed_run_is_evaluated_on_the_audio_it_was_trained_on(tmp_path):
     """train saves the setting; evaluate reopens the corpus trimmed, so its valid figure
     equals fit's best val_loss; scored untrimmed (long silent ends) it differs."""
+    from speechgen.data.framing import Framing
+    from speechgen.data.pipeline import plan
     from speechgen.evaluate import evaluate_model
     from speechgen.model.saving import load_model
     from speechgen.train import train
@@ -112,8 +114,14 @@ def test_a_trimmed_run_is_evaluated_on_the_audio_it_was_trained_on(tmp_path):
     assert (model.train_config["trim_silence"], model.train_config["trim_margin"]) == (40, 0.02)
     data = reopen_corpus(model.train_config)
     assert all(len(p) == round(0.54 * 4000) for p in data.splits["valid"])
-    trimmed = evaluate_model(model, data, ("valid",))["valid"]["model"]
+    valid = evaluate_model(model, data, ("valid",))["valid"]
+    trimmed = valid["model"]
     assert trimmed == pytest.approx(result.summary["best_val_loss"], rel=1e-4)
+    # evaluate says how the figure was scored: 3 pieces of 85 chunks over 4 rows, so
+    # some rows start inside a piece from a zeroed state (cold), at most 3 of 63 x 4.
+    planned = plan([len(p) for p in data.splits["valid"]], Framing(16, 1, 25), 4)
+    assert valid["coverage"] == planned.coverage and valid["cold"] == planned.cold
+    assert 0 < valid["cold"] <= 3 / planned.piece.size
     whole = reopen_corpus({**model.train_config, "trim_silence": 0})
     untrimmed = evaluate_model(model, whole, ("valid",))["valid"]["model"]
     assert abs(untrimmed / trimmed - 1) > 1e-2, (untrimmed, trimmed)
