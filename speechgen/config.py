@@ -97,6 +97,7 @@ class Config:
     max_minutes: float = 0.0
     max_batches: int = 0  # cap batches per epoch (0: the whole split)
     checkpoint_batches: int = 0  # also checkpoint every N training batches within an epoch (0: epoch ends only)
+    keep_epochs: int = 0  # also keep epochs/epoch-NNN.keras (no optimizer) after every N-th epoch (0: none)
     mixed_precision: str = "none"  # none | mixed_float16 (GPU) | mixed_bfloat16 (CPUs with bf16)
     # compute the first LSTM layer's input projection for the whole chunk in one matmul
     # (the same maths, faster on CPU; the first layer then does not use cuDNN on GPU):
@@ -247,7 +248,7 @@ def validate(config):
         if not 0 <= getattr(config, key) < 1:
             raise UsageError(f"config: {key} must be in [0, 1), got {getattr(config, key)}")
     for key in ("input_noise", "l2", "clipnorm", "patience", "phone_embedding", "max_batches", "checkpoint_batches",
-                "seed", "dither", "trim_silence", "trim_margin"):
+                "keep_epochs", "seed", "dither", "trim_silence", "trim_margin"):
         if getattr(config, key) < 0:
             raise UsageError(f"config: {key} must not be negative, got {getattr(config, key)}")
     if not 0 <= config.scheduled_sampling <= 1:

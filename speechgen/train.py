@@ -361,7 +361,7 @@ def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks, pa
     schedules = DriftSchedules(config)
     recorder = RunRecorder(
         out, rows=rows, patience=config.patience, schedules=schedules,
-        checkpoint_batches=config.checkpoint_batches, n_batches=n_batches,
+        checkpoint_batches=config.checkpoint_batches, n_batches=n_batches, keep_epochs=config.keep_epochs,
         first_batch=first, seconds_before=seconds_before,
     )
     nan_guard = StopOnNaN()

@@ -78,6 +78,37 @@ def test_run_directory_is_complete_and_consistent(tmp_path, chord_wav):
     assert load_config([run / "config.yaml"]) == config
 
 
+def test_keep_epochs_keeps_every_nth_epoch_and_each_can_be_scored(tmp_path, chord_wav):
+    from click.testing import CliRunner
+
+    from speechgen.cli import main
+    from speechgen.model import load_model
+
+    config = load_config([], tiny_sets(epochs=4, patience=0, keep_epochs=2))
+    train(chord_wav, tmp_path / "run", config, verbose=0, log=quiet)
+    run = tmp_path / "run"
+    assert sorted(p.name for p in (run / "epochs").iterdir()) == ["epoch-002.keras", "epoch-004.keras"]
+    rows = list(csv.DictReader(open(run / "history.csv")))
+    last, second = load_model(run / "epochs" / "epoch-004.keras"), load_model(run / "epochs" / "epoch-002.keras")
+    # The last kept epoch is the checkpoint's weights; an earlier one differs from them.
+    checkpoint = load_model(run / "checkpoint.keras")
+    for a, b in zip(last.get_weights(), checkpoint.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(second.get_weights(), checkpoint.get_weights()))
+    # Like model.keras: no position in the run, and that epoch's own validation RMSE.
+    assert last.run_state.get("epochs_done") is None
+    size, best_size = (run / "epochs" / "epoch-004.keras").stat().st_size, (run / "model.keras").stat().st_size
+    assert abs(size - best_size) < 0.05 * best_size < 0.05 * (run / "checkpoint.keras").stat().st_size
+    assert last.run_state["val_rmse"] == pytest.approx(float(rows[3]["val_loss"]) ** 0.5, rel=1e-5)
+    assert second.run_state["val_rmse"] == pytest.approx(float(rows[1]["val_loss"]) ** 0.5, rel=1e-5)
+    scored = CliRunner().invoke(main, ["evaluate", str(run / "epochs" / "epoch-002.keras"), "--json"])
+    assert scored.exit_code == 0, scored.output
+    valid = json.loads(scored.output)["splits"]["valid"]["model"]
+    assert valid == pytest.approx(float(rows[1]["val_loss"]), rel=1e-3)
+    with pytest.raises(SpeechgenError, match="keep_epochs must not be negative"):
+        load_config([], ["keep_epochs=-1"])
+
+
 def test_an_existing_run_is_never_overwritten(tmp_path, chord_wav):
     config = load_config([], tiny_sets(epochs=1))
     train(chord_wav, tmp_path / "run", config, verbose=0, log=quiet)

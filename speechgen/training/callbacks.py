@@ -6,8 +6,9 @@
 - :class:`StopOnNaN`: a diverging run stops with a message and keeps the best model.
 - :class:`RunRecorder`: per-epoch history (loss, val_loss, seconds) in ``history.csv``,
   the best model in ``model.keras`` and the last one, with optimizer state, in
-  ``checkpoint.keras`` (also every ``checkpoint_batches`` batches within an epoch);
-  every file written atomically.
+  ``checkpoint.keras`` (also every ``checkpoint_batches`` batches within an epoch),
+  with ``keep_epochs`` a copy of every N-th epoch's model in ``epochs/``; every file
+  written atomically.
 - :class:`EpochLog`: one plain line per epoch, for logs and ``--quiet``.
 - :class:`EndAfterEpoch`: ends ``fit`` after the epoch in progress (a resumed run
   finishes a checkpointed epoch in a ``fit`` of its own).
@@ -115,6 +116,9 @@ class RunRecorder(keras.callbacks.Callback):
         patience: epochs without improvement before stopping (0: never stop early).
         schedules: the run's DriftSchedules, whose values each history row records.
         checkpoint_batches: also checkpoint every this many batches (0: epoch ends only).
+        keep_epochs: also keep ``epochs/epoch-NNN.keras`` (like ``model.keras``: no
+            optimizer slots; its run record holds that epoch's ``val_rmse``) after every
+            this many epochs (0: none), so any epoch can be sampled or scored later.
         n_batches: training batches per epoch.
         first_batch, seconds_before: resuming from a mid-epoch checkpoint, the batches
             its epoch had done and the seconds they took (the first epoch's row adds
@@ -127,7 +131,7 @@ class RunRecorder(keras.callbacks.Callback):
     """
 
     def __init__(self, run_dir, monitor="val_loss", rows=(), patience=0, schedules=None,
-                 checkpoint_batches=0, n_batches=None, first_batch=0, seconds_before=0.0):
+                 checkpoint_batches=0, n_batches=None, first_batch=0, seconds_before=0.0, keep_epochs=0):
         super().__init__()
         self.schedules = schedules  # a speechgen.schedules.DriftSchedules, or None
         self.run_dir = Path(run_dir)
@@ -135,6 +139,7 @@ class RunRecorder(keras.callbacks.Callback):
         self.patience = patience
         self.rows = list(rows)
         self.checkpoint_batches = checkpoint_batches
+        self.keep_epochs = keep_epochs
         self.n_batches = n_batches
         self.first_batch, self.seconds_before = first_batch, seconds_before
         self.checkpointed = (len(self.rows), first_batch)
@@ -201,13 +206,15 @@ class RunRecorder(keras.callbacks.Callback):
         self.rows.append(row)
         self.write_history()
         value = row.get(self.monitor, math.nan)
+        # Sampling with --temperature scales its noise by the validation RMSE.
+        val_mse = float(logs.get("val_mse", row["val_loss"]))  # without the L2 penalty
         if math.isfinite(value) and value < self.best:
             self.best, self.best_epoch = value, epoch + 1
-            # Sampling with --temperature scales its noise by the validation RMSE.
-            val_mse = float(logs.get("val_mse", row["val_loss"]))  # without the L2 penalty
             if math.isfinite(val_mse):
                 self.model.run_state = updated_run_state(self.model.run_state, val_rmse=math.sqrt(val_mse))
             self.save(self.run_dir / "model.keras", include_optimizer=False)
+        if self.keep_epochs and (epoch + 1) % self.keep_epochs == 0 and math.isfinite(row["loss"]):
+            self._keep(epoch + 1, val_mse)
         if math.isfinite(row["loss"]):
             # The checkpoint is the commit point of an epoch: it records how many epochs
             # it holds, so a resume after a kill between the writes above and this one
@@ -219,6 +226,17 @@ class RunRecorder(keras.callbacks.Callback):
             self.checkpointed = (epoch + 1, 0)
         if self.should_stop():
             self.model.stop_training = True
+
+    def _keep(self, epoch, val_mse):
+        """Write ``epochs/epoch-NNN.keras``: this epoch's weights, whether best or not."""
+        state = self.model.run_state
+        if math.isfinite(val_mse):
+            self.model.run_state = updated_run_state(state, val_rmse=math.sqrt(val_mse))
+        try:
+            (self.run_dir / "epochs").mkdir(exist_ok=True)
+            self.save(self.run_dir / "epochs" / f"epoch-{epoch:03d}.keras", include_optimizer=False)
+        finally:
+            self.model.run_state = state  # model.keras's val_rmse stays the best epoch's
 
     def _learning_rate(self):
         """The optimizer's learning rate after this epoch's last step (NaN if unknown)."""

@@ -8,7 +8,7 @@ from ..errors import SpeechgenError
 
 
 RUN_FILES = ("model.keras", "checkpoint.keras", "config.yaml", "history.csv", "curves.png", "summary.json")
-RUN_FOLDERS = ("tensorboard",)
+RUN_FOLDERS = ("tensorboard", "epochs")
 
 
 def prepare_run_dir(out, force=False):
