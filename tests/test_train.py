@@ -98,7 +98,8 @@ def test_keep_epochs_keeps_every_nth_epoch_and_each_can_be_scored(tmp_path, chor
     # Like model.keras: no position in the run, and that epoch's own validation RMSE.
     assert last.run_state.get("epochs_done") is None
     size, best_size = (run / "epochs" / "epoch-004.keras").stat().st_size, (run / "model.keras").stat().st_size
-    assert abs(size - best_size) < 0.05 * best_size < 0.05 * (run / "checkpoint.keras").stat().st_size
+    assert abs(size - best_size) < 0.05 * best_size  # no optimizer slots, as model.keras
+    assert best_size < (run / "checkpoint.keras").stat().st_size  # (which the checkpoint has)
     assert last.run_state["val_rmse"] == pytest.approx(float(rows[3]["val_loss"]) ** 0.5, rel=1e-5)
     assert second.run_state["val_rmse"] == pytest.approx(float(rows[1]["val_loss"]) ** 0.5, rel=1e-5)
     scored = CliRunner().invoke(main, ["evaluate", str(run / "epochs" / "epoch-002.keras"), "--json"])
