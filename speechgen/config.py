@@ -98,6 +98,12 @@ class Config:
     max_batches: int = 0  # cap batches per epoch (0: the whole split)
     checkpoint_batches: int = 0  # also checkpoint every N training batches within an epoch (0: epoch ends only)
     keep_epochs: int = 0  # also keep epochs/epoch-NNN.keras (no optimizer) after every N-th epoch (0: none)
+    # Listen during training (speechgen.training.listen): after every N-th epoch (0: never)
+    # generate listen_primes streams of listen_seconds from validation primes and record
+    # their quality score q and voiced / silent shares in history.csv.
+    listen_every: int = 0
+    listen_seconds: float = 5.0
+    listen_primes: int = 4
     mixed_precision: str = "none"  # none | mixed_float16 (GPU) | mixed_bfloat16 (CPUs with bf16)
     # compute the first LSTM layer's input projection for the whole chunk in one matmul
     # (the same maths, faster on CPU; the first layer then does not use cuDNN on GPU):
@@ -248,7 +254,7 @@ def validate(config):
         if not 0 <= getattr(config, key) < 1:
             raise UsageError(f"config: {key} must be in [0, 1), got {getattr(config, key)}")
     for key in ("input_noise", "l2", "clipnorm", "patience", "phone_embedding", "max_batches", "checkpoint_batches",
-                "keep_epochs", "seed", "dither", "trim_silence", "trim_margin"):
+                "keep_epochs", "listen_every", "seed", "dither", "trim_silence", "trim_margin"):
         if getattr(config, key) < 0:
             raise UsageError(f"config: {key} must not be negative, got {getattr(config, key)}")
     if not 0 <= config.scheduled_sampling <= 1:
@@ -261,6 +267,10 @@ def validate(config):
         raise UsageError(f"config: seed must be below 2**32, got {config.seed}")
     if config.learning_rate <= 0:
         raise UsageError(f"config: learning_rate must be positive, got {config.learning_rate}")
+    if config.listen_seconds <= 0:
+        raise UsageError(f"config: listen_seconds must be positive, got {config.listen_seconds:g}")
+    if config.listen_primes < 1:
+        raise UsageError(f"config: listen_primes must be at least 1, got {config.listen_primes}")
     if config.max_minutes < 0:
         raise UsageError(f"config: max_minutes must be 0 (no time budget) or positive, got {config.max_minutes}")
     if not 0 <= config.pre_emphasis < 1:
@@ -277,7 +287,8 @@ def validate(config):
 
 # Keys resume applies; the rest is baked into the checkpoint's model and optimizer (or
 # the data split), so changing them would be silently ignored.
-RESUMABLE = ("epochs", "patience", "max_batches", "checkpoint_batches", "max_minutes")
+RESUMABLE = ("epochs", "patience", "max_batches", "checkpoint_batches", "max_minutes", "keep_epochs", "listen_every",
+             "listen_seconds", "listen_primes")
 
 
 def changed_keys(saved, config, resumable=RESUMABLE):

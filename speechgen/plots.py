@@ -14,11 +14,16 @@ def _pyplot():
     return plt
 
 
-def plot_curves(rows, path, title="learning curves"):
+def plot_curves(rows, path, title="learning curves", listen=None):
     """Train and valid loss per epoch from history rows, written atomically: MSE (log
-    scale) for MSE heads, bits per sample for categorical heads."""
+    scale) for MSE heads, bits per sample for categorical heads. When the run listened
+    (``listen_every``: rows with ``listen_*`` values), a second panel shows what it
+    heard per epoch: q and the voiced and silent shares, with ``listen`` (the
+    validation audio's own ``{"voiced", "silent"}``) as dashed lines."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    heard = [r for r in rows if np.isfinite(r.get("listen_voiced", np.nan))]
+    fig, axes = plt.subplots(2 if heard else 1, 1, figsize=(6, 7 if heard else 4), squeeze=False, sharex=True)
+    ax = axes[0, 0]
     epochs = [r["epoch"] for r in rows]
     bits = all(np.isfinite(r.get("bits", np.nan)) for r in rows)
     keys = ("bits", "val_bits") if bits else ("loss", "val_loss")
@@ -27,11 +32,22 @@ def plot_curves(rows, path, title="learning curves"):
     finite = [v for r in rows for v in (r[keys[0]], r[keys[1]]) if np.isfinite(v) and v > 0]
     if finite and not bits:
         ax.set_yscale("log")
-    ax.set_xlabel("epoch")
     ax.set_ylabel("bits per sample" if bits else "MSE (normalised units)")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend()
+    if heard:
+        ax = axes[1, 0]
+        at = [r["epoch"] for r in heard]
+        for key, style, label in (("listen_q", "o-", "q"), ("listen_voiced", "s-", "voiced"),
+                                  ("listen_silent", "^-", "silent")):
+            line = ax.plot(at, [r[key] for r in heard], style, label=f"{label} (generated)")[0]
+            if listen and label in listen:
+                ax.axhline(listen[label], color=line.get_color(), ls="--", lw=1, label=f"{label} (validation audio)")
+        ax.set_ylabel("generated from validation primes")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[-1, 0].set_xlabel("epoch")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100)

@@ -119,7 +119,7 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=(), st
         with _scope(strategy):
             model = _new_model(corpus, normaliser, phones, config, rows_per_replica, steps, strategy)
         with worker_dir() as scratch:
-            return _fit(model, corpus, config, Path(scratch), datasets, [], verbose, log, callbacks)
+            return _fit(model, corpus, config, Path(scratch), datasets, [], verbose, log, callbacks, chief=False)
     fresh = not Path(out).exists()
     out = prepare_run_dir(out, force)
     try:
@@ -310,7 +310,7 @@ def resume(run, sets=(), verbose=1, log=print, callbacks=(), strategy="none", te
     log(f"resuming {run} at epoch {len(rows) + 1} of {config.epochs}{where}")
     if not chief:
         with worker_dir() as scratch:
-            return _fit(model, corpus, config, Path(scratch), datasets, rows, verbose, log, callbacks)
+            return _fit(model, corpus, config, Path(scratch), datasets, rows, verbose, log, callbacks, chief=False)
     remove_temporaries(run)
     write_text(run / "config.yaml", dump_config(config))
     callbacks = [*callbacks, *_tensorboard(tensorboard, run, corpus, normaliser, config)]
@@ -331,12 +331,13 @@ def _tensorboard(enabled, run, corpus, normaliser, config):
     return tensorboard_callbacks(run, corpus, normaliser, Framing.of(config), phones=config.phones != "none")
 
 
-def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks, partial=None):
+def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks, partial=None, chief=True):
     """Fit from epoch ``len(rows)`` to ``config.epochs``; write history, models, summary.
 
     ``partial`` (resuming from a mid-epoch checkpoint): ``{"batches_done": k,
     "seconds": s}``; the first epoch then runs from batch ``k`` of its schedule, and
-    its history row adds the ``s`` seconds the batches before took.
+    its history row adds the ``s`` seconds the batches before took. Only the ``chief``
+    (not the other workers of a multi-worker run) listens (``listen_every``).
     """
     from .training.callbacks import EndAfterEpoch, EpochLog, ResetStates, RunRecorder, StopOnNaN
     from .training.budget import TimeBudget
@@ -365,6 +366,12 @@ def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks, pa
         first_batch=first, seconds_before=seconds_before,
     )
     nan_guard = StopOnNaN()
+    listening = []
+    if config.listen_every and chief:
+        from .training.listen import Listen
+
+        listening = [Listen(model, corpus, config)]
+        log(listening[0].describe())
     budget = TimeBudget(
         config, n_batches, rows, first_batch=first, seconds_before=seconds_before,
         progress=float((model.run_state or {}).get("lr_progress") or 0.0),
@@ -374,7 +381,10 @@ def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks, pa
             + (" and anneals its learning rate over them" if config.lr_schedule == "cosine" else ""))
     lines = [EpochLog(recorder, config.epochs, log)] if verbose == 2 else []
     callbacks = [
-        ResetStates(train_plan, valid_plan, first), schedules, budget, nan_guard, recorder, *lines, *callbacks,
+        # Listen before the budget and the recorder: its seconds count in the epoch's,
+        # and the recorder writes what it heard.
+        ResetStates(train_plan, valid_plan, first), schedules, *listening, budget, nan_guard, recorder, *lines,
+        *callbacks,
     ]
     # A run resumed mid-epoch first finishes that epoch (from batch `first`) in a fit
     # of its own, then fits the remaining epochs whole.
@@ -403,7 +413,8 @@ def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks, pa
     total = time.perf_counter() - started
     rows = recorder.rows
     if rows:
-        plot_curves(rows, out / "curves.png", title=f"{Path(corpus.source).name}")
+        plot_curves(rows, out / "curves.png", title=f"{Path(corpus.source).name}",
+                    listen=listening[0].reference if listening else None)
     summary = {
         "data": corpus.source,
         "sample_rate": corpus.rate,
@@ -422,6 +433,8 @@ def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks, pa
             else "epochs"
         ),
         "splits_mse": None,
+        # The validation audio's own voiced and silent shares, beside history.csv's listen_* columns.
+        "listen_validation": listening[0].reference if listening else None,
     }
     if recorder.best_epoch and not interrupted:
         best = load_model(out / "model.keras")

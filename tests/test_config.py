@@ -62,9 +62,12 @@ def test_resume_diffing_names_the_first_key_it_cannot_apply():
         check_resumable(saved, config)
     assert str(info.value) == (
         "--set units: cannot change units when resuming (only epochs, patience, max_batches, "
-        "checkpoint_batches, max_minutes can); start a new run"
+        "checkpoint_batches, max_minutes, keep_epochs, listen_every, listen_seconds, listen_primes can); "
+        "start a new run"
     )
     check_resumable(saved, load_config([], ["epochs=9"]))  # no error
+    # What a run keeps and listens to does not touch the model: changeable on resume.
+    check_resumable(saved, load_config([], ["keep_epochs=2", "listen_every=1", "listen_seconds=3", "listen_primes=2"]))
     # An older run's boolean hoist_input is today's on/off: not a change; auto is one.
     old = {**saved, "hoist_input": False}
     assert changed_keys(old, load_config([], ["hoist_input=off"])) == []
@@ -128,6 +131,9 @@ def test_frame16k_is_the_write_up():
         (["pre_emphasis=1"], "pre_emphasis must be in [0, 1) (0: off), got 1.0"),
         (["pre_emphasis=-0.5"], "pre_emphasis must be in [0, 1)"),
         (["dither=-0.001"], "dither must not be negative, got -0.001"),
+        (["listen_every=-1"], "listen_every must not be negative, got -1"),
+        (["listen_seconds=0"], "listen_seconds must be positive, got 0"),
+        (["listen_primes=0"], "listen_primes must be at least 1, got 0"),
     ],
 )
 def test_bad_values_are_usage_errors(sets, words):

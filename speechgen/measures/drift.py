@@ -208,41 +208,19 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=1.0, seed=
         inside the range yet sit at its noisy edge).
     """
     from ..data.corpus import Normaliser
-    from ..errors import SpeechgenError
     from ..data.framing import Framing
     from ..generate import Generator
 
     framing = Framing.of(model)
-    rate, w, h = model.sample_rate, framing.window, framing.hop
+    rate, h = model.sample_rate, framing.hop
     normaliser = Normaliser.from_dict(model.normaliser)
     ranges = training_ranges(corpus.splits["train"], rate)
-    pieces = corpus.splits["test"] or corpus.splits["valid"]
-    prime_len = framing.prime_samples()
-    pieces = [p for p in pieces if len(p) > prime_len + h]
-    if not pieces:
-        raise SpeechgenError(f"{corpus.source}: no held-out audio longer than one training sequence to prime with")
-    rng = np.random.default_rng(seed)
-    chosen = []
-    for _ in range(primes):
-        piece = pieces[rng.integers(len(pieces))]
-        chosen.append((piece, int(rng.integers(0, len(piece) - prime_len - h + 1))))
-    n_samples = int(round(seconds * rate))
-    lengths = [n_samples] * primes
-    ids = None
-    if model.phones:
-        # Each stream follows its own utterance's phones to that utterance's end: all
-        # run as long as the longest (past its end a track repeats its last phone) and
-        # each is cut at its own end, so one short utterance no longer caps them all.
-        from ..data.phones import track_of_piece
-
-        lengths = [min(n_samples, len(p) - o - prime_len) for p, o in chosen]
-        n_samples = max(lengths)
-        # The prime's teacher-forced steps, then one per generated frame.
-        steps = framing.steps(prime_len) + max(1, -(-n_samples // h))
-        ids = np.stack([track_of_piece(model, p).step_ids(o + w, steps, h, model.phone_context) for p, o in chosen])
-    prime = np.stack([normaliser.read(p, o, o + prime_len) for p, o in chosen])
+    held = held_out_primes(model, corpus.splits["test"] or corpus.splits["valid"], seconds, primes, seed,
+                           corpus.source)
+    chosen, prime, lengths, n_samples = held.chosen, held.audio, held.lengths, held.n_samples
+    prime_len = prime.shape[1]
     gen = Generator(model, streams=primes, noise=noise_scale(model, noise), seed=noise_seed, temperature=temperature)
-    out = np.atleast_2d(gen.generate(prime, n_samples, phones=ids, progress=progress))
+    out = np.atleast_2d(gen.generate(prime, n_samples, phones=held.ids, progress=progress))
     out = [y[:length] for y, length in zip(out, lengths)]
     horizons = {}
     for name, length in horizons_for(model).items():
@@ -262,7 +240,7 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=1.0, seed=
         stable.append(stable_seconds(outside, run))
         shares.append(_share(outside))
     # The held-out split, read once: the yardstick here and the quality reference below.
-    held_audio = [p.read(0, len(p)) for p in _capped(corpus.splits["test"] or corpus.splits["valid"])]
+    held_audio = [p.read(0, len(p)) for p in capped_pieces(corpus.splits["test"] or corpus.splits["valid"])]
     held_share, held_seconds = out_of_range(ranges, held_audio, rate)
     outside_shares = {"streams": shares, "held_out": held_share, "held_out_seconds": held_seconds}
     real_stream = end_to_end(ranges, corpus.splits["train"], rate, n_samples / rate, run)
@@ -282,7 +260,7 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=1.0, seed=
 
         # Judged as audio: a pre-emphasised model's streams and references de-emphasised.
         held = [normaliser.plain(normaliser.apply(x)) for x in held_audio]
-        train = [normaliser.plain(normaliser.apply(p.read(0, len(p)))) for p in _capped(corpus.splits["train"])]
+        train = [normaliser.plain(normaliser.apply(p.read(0, len(p)))) for p in capped_pieces(corpus.splits["train"])]
         plain = [normaliser.plain(y, before) for y, before in zip(out, prime)]
         quality_part = {"quality": quality_report(plain, held, train, rate, seed=noise_seed), "generated": plain,
                         "held_out": held}
@@ -305,7 +283,71 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=1.0, seed=
     }
 
 
-def _capped(pieces, max_samples=8_000_000):
+@dataclass
+class HeldOutPrimes:
+    """Primes for free-running generation and how long each stream runs.
+
+    Attributes:
+        chosen: ``(piece, offset)`` per prime: the prime is ``piece``'s samples
+            ``offset .. offset + prime length``.
+        audio: ``(P, prime length)`` float32, normalised (one training sequence each).
+        ids: phone-conditioned models: ``(P, steps, C)`` phone ids of the priming and
+            generated steps (each stream follows its own utterance); else None.
+        lengths: samples each stream is kept for (all ``n_samples`` unless
+            phone-conditioned, when each ends with its utterance).
+        n_samples: samples to generate (the longest stream).
+    """
+
+    chosen: list
+    audio: np.ndarray
+    ids: object
+    lengths: list
+    n_samples: int
+
+
+def held_out_primes(model, pieces, seconds, primes, seed, source="corpus"):
+    """Choose ``primes`` primes from ``pieces`` (held-out audio): each one training
+    sequence of real audio in a piece ``seed`` picks, at a position it picks, and
+    ``seconds`` of generation after each.
+
+    Raises:
+        SpeechgenError: no piece longer than one training sequence (named by ``source``).
+    """
+    from ..data.corpus import Normaliser
+    from ..data.framing import Framing
+    from ..errors import SpeechgenError
+
+    framing = Framing.of(model)
+    w, h = framing.window, framing.hop
+    normaliser = Normaliser.from_dict(model.normaliser)
+    prime_len = framing.prime_samples()
+    pieces = [p for p in pieces if len(p) > prime_len + h]
+    if not pieces:
+        raise SpeechgenError(f"{source}: no held-out audio longer than one training sequence to prime with")
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for _ in range(primes):
+        piece = pieces[rng.integers(len(pieces))]
+        chosen.append((piece, int(rng.integers(0, len(piece) - prime_len - h + 1))))
+    n_samples = int(round(seconds * model.sample_rate))
+    lengths = [n_samples] * primes
+    ids = None
+    if model.phones:
+        # Each stream follows its own utterance's phones to that utterance's end: all
+        # run as long as the longest (past its end a track repeats its last phone) and
+        # each is cut at its own end, so one short utterance no longer caps them all.
+        from ..data.phones import track_of_piece
+
+        lengths = [min(n_samples, len(p) - o - prime_len) for p, o in chosen]
+        n_samples = max(lengths)
+        # The prime's teacher-forced steps, then one per generated frame.
+        steps = framing.steps(prime_len) + max(1, -(-n_samples // h))
+        ids = np.stack([track_of_piece(model, p).step_ids(o + w, steps, h, model.phone_context) for p, o in chosen])
+    audio = np.stack([normaliser.read(p, o, o + prime_len) for p, o in chosen])
+    return HeldOutPrimes(chosen, audio, ids, lengths, n_samples)
+
+
+def capped_pieces(pieces, max_samples=8_000_000):
     """The first pieces of a split up to about ``max_samples`` samples (a long
     recording is cut: a shorter :class:`speechgen.data.corpus.Piece` of it), so the
     quality references stay bounded in memory."""

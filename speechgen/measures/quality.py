@@ -371,46 +371,83 @@ def quality_report(generated, held_out, train, rate, seed=0):
           -50 dB re the held-out RMS.
     """
     streams = as_signals(generated)
-    held = as_signals(held_out)
-    lengths = [len(s) for s in streams]
-    held_power = np.concatenate([mel_power(s, rate) for s in held])
-    frame = frame_sizes(rate)[0]
-    # A Gaussian fit needs frames; say which input is too short instead of a NaN.
-    if len(held_power) < 2:
-        raise ValueError(f"held-out audio gives {len(held_power)} frames; need at least 2 of {frame} samples")
-    if sum(len(frame_rms(s, rate)) for s in streams) < 2:
-        raise ValueError(f"generated audio gives under 2 frames of {frame} samples")
-    # max(): silent held-out audio must still give a finite log.
-    floor = max(float(np.mean(held_power) * 10 ** (FLOOR_DB / 10)), 1e-30)
-    pooled_held = np.concatenate(held)
-    silence = float(np.sqrt(np.mean(pooled_held**2)) * 10 ** (SILENCE_DB / 20))
-    signals = {
-        "model": streams,
-        "real": real_like(lengths, train),
-        "lpc_noise": lpc_noise_like(lengths, train, seed=seed),
-        "white_noise": white_noise_like(lengths, train, seed=seed + 1),
-    }
-    reference = _pooled_features(held, rate, floor)
-    fd = {name: frechet_distance(_pooled_features(s, rate, floor), reference) for name, s in signals.items()}
-    gap = fd["lpc_noise"] - fd["real"]
-    score = (lambda name: float((fd["lpc_noise"] - fd[name]) / gap)) if gap > 0 else (lambda name: None)
-    voiced, silent = {}, {}
-    for name, s in [("model", streams), ("held_out", held)] + [(n, signals[n]) for n in REFERENCES]:
-        voiced[name], silent[name] = _shares(s, rate, silence)
-    return {
-        "rate": int(rate),
-        "streams": len(streams),
-        "seconds": float(sum(lengths) / rate),
-        "held_out_seconds": float(len(pooled_held) / rate),
-        "frames": int(sum(len(frame_rms(s, rate)) for s in streams)),
-        "fd": fd,
-        "q": score("model"),
-        "q_white_noise": score("white_noise"),
-        "voiced": voiced,
-        "silent": silent,
-        "floor": floor,
-        "silence_rms": silence,
-    }
+    return QualityJudge(held_out, train, rate, [len(s) for s in streams], seed).score(streams)
+
+
+class QualityJudge:
+    """:func:`quality_report` in two parts: everything that does not depend on the
+    generated audio (held-out features, the references and their distances, the
+    level constants) once, then :meth:`score` for each set of generated streams of
+    the given ``lengths``. Training's listening check (``listen_every``) scores a
+    model every epoch this way, against references computed once.
+
+    Args:
+        held_out, train, rate, seed: as :func:`quality_report`.
+        lengths: samples of each generated stream the references are made to match.
+    Raises:
+        ValueError: held-out audio, or generated audio of ``lengths``, shorter than
+            two frames.
+    """
+
+    def __init__(self, held_out, train, rate, lengths, seed=0):
+        held = as_signals(held_out)
+        self.rate, self.lengths = rate, [int(n) for n in lengths]
+        held_power = np.concatenate([mel_power(s, rate) for s in held])
+        frame = frame_sizes(rate)[0]
+        # A Gaussian fit needs frames; say which input is too short instead of a NaN.
+        if len(held_power) < 2:
+            raise ValueError(f"held-out audio gives {len(held_power)} frames; need at least 2 of {frame} samples")
+        hop = frame_sizes(rate)[1]
+        if sum(1 + (n - frame) // hop for n in self.lengths if n >= frame) < 2:
+            raise ValueError(f"generated audio gives under 2 frames of {frame} samples")
+        # max(): silent held-out audio must still give a finite log.
+        self.floor = max(float(np.mean(held_power) * 10 ** (FLOOR_DB / 10)), 1e-30)
+        pooled_held = np.concatenate(held)
+        self.held_out_seconds = float(len(pooled_held) / rate)
+        self.silence = float(np.sqrt(np.mean(pooled_held**2)) * 10 ** (SILENCE_DB / 20))
+        references = {
+            "real": real_like(self.lengths, train),
+            "lpc_noise": lpc_noise_like(self.lengths, train, seed=seed),
+            "white_noise": white_noise_like(self.lengths, train, seed=seed + 1),
+        }
+        self._reference = _pooled_features(held, rate, self.floor)
+        self.fd = {name: self._distance(s) for name, s in references.items()}
+        self.voiced, self.silent = {}, {}
+        for name, s in [("held_out", held)] + [(n, references[n]) for n in REFERENCES]:
+            self.voiced[name], self.silent[name] = _shares(s, rate, self.silence)
+
+    def _distance(self, signals):
+        return frechet_distance(_pooled_features(signals, self.rate, self.floor), self._reference)
+
+    def score(self, generated):
+        """The :func:`quality_report` dict for ``generated`` (streams as there; their
+        lengths should be the judge's ``lengths``, which the references match).
+
+        Raises:
+            ValueError: generated audio shorter than two frames.
+        """
+        streams = as_signals(generated)
+        frames = sum(len(frame_rms(s, self.rate)) for s in streams)
+        if frames < 2:
+            raise ValueError(f"generated audio gives under 2 frames of {frame_sizes(self.rate)[0]} samples")
+        fd = {"model": self._distance(streams), **self.fd}
+        gap = fd["lpc_noise"] - fd["real"]
+        score = (lambda name: float((fd["lpc_noise"] - fd[name]) / gap)) if gap > 0 else (lambda name: None)
+        voiced, silent = _shares(streams, self.rate, self.silence)
+        return {
+            "rate": int(self.rate),
+            "streams": len(streams),
+            "seconds": float(sum(len(s) for s in streams) / self.rate),
+            "held_out_seconds": self.held_out_seconds,
+            "frames": int(frames),
+            "fd": fd,
+            "q": score("model"),
+            "q_white_noise": score("white_noise"),
+            "voiced": {"model": voiced, **self.voiced},
+            "silent": {"model": silent, **self.silent},
+            "floor": self.floor,
+            "silence_rms": self.silence,
+        }
 
 
 def format_quality(report):

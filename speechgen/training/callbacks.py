@@ -10,6 +10,8 @@
   with ``keep_epochs`` a copy of every N-th epoch's model in ``epochs/``; every file
   written atomically.
 - :class:`EpochLog`: one plain line per epoch, for logs and ``--quiet``.
+- (:class:`speechgen.training.listen.Listen`, its own module: generation scored after
+  every N-th epoch, whose values ``RunRecorder`` records.)
 - :class:`EndAfterEpoch`: ends ``fit`` after the epoch in progress (a resumed run
   finishes a checkpointed epoch in a ``fit`` of its own).
 """
@@ -22,6 +24,7 @@ import keras
 
 from ..config import updated_run_state
 from ..files import atomic_path, write_text
+from .rundir import LISTEN_KEYS
 
 
 class ResetStates(keras.callbacks.Callback):
@@ -202,6 +205,8 @@ class RunRecorder(keras.callbacks.Callback):
             # Categorical heads: the cross-entropy in bits per sample (NaN for MSE heads).
             "bits": float(logs.get("bits", math.nan)),
             "val_bits": float(logs.get("val_bits", math.nan)),
+            # What Listen (listen_every) heard this epoch (NaN in epochs without a check).
+            **{key: float(logs.get(key, math.nan)) for key in LISTEN_KEYS},
         }
         self.rows.append(row)
         self.write_history()
@@ -261,11 +266,13 @@ class RunRecorder(keras.callbacks.Callback):
                 copy.save(tmp)
 
     def write_history(self):
-        lines = ["epoch,loss,val_loss,seconds,sampling_p,input_noise,learning_rate,bits,val_bits"]
+        lines = [",".join(["epoch,loss,val_loss,seconds,sampling_p,input_noise,learning_rate,bits,val_bits",
+                           *LISTEN_KEYS])]
         lines += [
             f"{r['epoch']},{r['loss']:.8g},{r['val_loss']:.8g},{r['seconds']:.3f},"
             f"{r.get('sampling_p', 0.0):.6g},{r.get('input_noise', 0.0):.6g},{r.get('learning_rate', math.nan):.6g},"
-            f"{r.get('bits', math.nan):.6g},{r.get('val_bits', math.nan):.6g}"
+            f"{r.get('bits', math.nan):.6g},{r.get('val_bits', math.nan):.6g},"
+            + ",".join(f"{r.get(key, math.nan):.6g}" for key in LISTEN_KEYS)
             for r in self.rows
         ]
         write_text(self.run_dir / "history.csv", "\n".join(lines) + "\n")
@@ -305,6 +312,9 @@ class EpochLog(keras.callbacks.Callback):
         if math.isfinite(row.get("bits", math.nan)):
             parts += [f"bits {row['bits']:.4f}", f"val_bits {row['val_bits']:.4f} bits/sample"]
         parts += [f"{key} {row[key]:.4g}" for key in ("sampling_p", "input_noise") if row.get(key)]
+        if math.isfinite(row.get("listen_voiced", math.nan)):  # Listen checked this epoch
+            parts.append(f"listen q {row['listen_q']:.2f} voiced {row['listen_voiced']:.2f} "
+                         f"silent {row['listen_silent']:.2f} ({row['listen_time']:.1f} s)")
         parts.append(f"{row['seconds']:.1f} s")
         if self.recorder.best_epoch == row["epoch"]:
             parts.append("best so far")

@@ -9,6 +9,8 @@ from ..errors import SpeechgenError
 
 RUN_FILES = ("model.keras", "checkpoint.keras", "config.yaml", "history.csv", "curves.png", "summary.json")
 RUN_FOLDERS = ("tensorboard", "epochs")
+# history.csv's listening columns (speechgen.training.listen; NaN in epochs without a check).
+LISTEN_KEYS = ("listen_q", "listen_voiced", "listen_silent", "listen_time")
 
 
 def prepare_run_dir(out, force=False):
@@ -87,7 +89,8 @@ def read_history(path):
                  "sampling_p": float(r.get("sampling_p") or 0.0),
                  "input_noise": float(r.get("input_noise") or 0.0),
                  "learning_rate": float(r.get("learning_rate") or "nan"),
-                 "bits": float(r.get("bits") or "nan"), "val_bits": float(r.get("val_bits") or "nan")}
+                 "bits": float(r.get("bits") or "nan"), "val_bits": float(r.get("val_bits") or "nan"),
+                 **{key: float(r.get(key) or "nan") for key in LISTEN_KEYS}}
                 for r in csv.DictReader(f)
             ]
     except FileNotFoundError:

@@ -1,0 +1,113 @@
+"""Listening during training: generate a few seconds after each N-th epoch and score them.
+
+Validation bits say how well a model predicts the next sample of real audio, not what
+it says when it runs on its own. On timit-tts they fell smoothly through epochs in
+which the generated audio went quiet (a tenth of speech's RMS, q near 0) and came back,
+and runs with the same settings ended from voiced 0.08 to 0.37 (docs/generation.md). So
+with ``listen_every: N`` the run generates after every N-th epoch and writes what it
+heard to ``history.csv``, the epoch line and ``curves.png``:
+
+- ``listen_primes`` streams of ``listen_seconds`` each, free-running from primes taken
+  from the **validation** split (the test split stays unseen; the same primes and the
+  same draws every epoch, so a change between epochs is the model's), sampled at
+  temperature 1 (an MSE head: its mean, no noise), with the compiled generator that
+  ``speechgen sample`` uses;
+- scored by :class:`speechgen.measures.quality.QualityJudge` against the validation
+  audio, with references from the training audio made once at the start: ``listen_q``
+  (the quality score q), ``listen_voiced`` and ``listen_silent`` (shares of frames),
+  and ``listen_time`` (seconds the check took; they count in the epoch's seconds, so a
+  time budget plans with them).
+
+It generates from a copy of the model with ``listen_primes`` rows whose weights are
+set from the training model's at each check: the training model's LSTM state, RNG and
+weights are not touched, so a seeded run trains exactly as it would without listening
+(tests/test_listen.py). The values go into the epoch's Keras logs, where
+:class:`speechgen.training.callbacks.RunRecorder` (after this callback) records them.
+"""
+
+import math
+import time
+
+import keras
+import numpy as np
+
+
+class Listen(keras.callbacks.Callback):
+    """Generate and score audio after every ``config.listen_every``-th epoch.
+
+    Everything that does not change with the weights is prepared here, before
+    training: the primes, the generator (traced at the first check), the validation
+    features and the references.
+
+    Args:
+        model: the model being trained (any batch size; under a distribution strategy
+            its weights are read with ``get_weights``).
+        corpus: the run's :class:`speechgen.data.corpus.Corpus` (its valid and train
+            splits).
+        config: the run's :class:`speechgen.config.Config` (``listen_every``,
+            ``listen_seconds``, ``listen_primes``, ``seed``).
+    Attributes:
+        reference: ``{"voiced", "silent"}``: the validation audio's own shares, what
+            the model's are to be read against.
+        last: the last check's :func:`speechgen.measures.quality.quality_report` dict.
+    Raises:
+        SpeechgenError: no validation utterance longer than one training sequence.
+    """
+
+    def __init__(self, model, corpus, config):
+        super().__init__()
+        from ..data.corpus import Normaliser
+        from ..generate import Generator
+        from ..measures.drift import capped_pieces, held_out_primes
+        from ..measures.quality import QualityJudge
+
+        self.every = config.listen_every
+        primes = config.listen_primes
+        self.copy = model.with_batch_size(primes)
+        self.normaliser = Normaliser.from_dict(model.normaliser)
+        self.primes = held_out_primes(self.copy, corpus.splits["valid"], config.listen_seconds, primes, config.seed,
+                                      f"{corpus.source} (validation split, listen_every)")
+        # No lookup tables: they are computed from the weights once, and these change.
+        self.generator = Generator(self.copy, streams=primes, seed=config.seed, temperature=1.0, lookup=False)
+        plain = self.normaliser.plain
+        apply = self.normaliser.apply
+        # Judged as audio: pre-emphasised models' streams and references de-emphasised.
+        held = [plain(apply(p.read(0, len(p)))) for p in capped_pieces(corpus.splits["valid"])]
+        train = [plain(apply(p.read(0, len(p)))) for p in capped_pieces(corpus.splits["train"])]
+        self.judge = QualityJudge(held, train, model.sample_rate, self.primes.lengths, seed=config.seed)
+        self.reference = {"voiced": self.judge.voiced["held_out"], "silent": self.judge.silent["held_out"]}
+        self.last = None
+
+    def describe(self):
+        """One line for the run's log: what is generated, and the validation audio's
+        own voiced and silent shares."""
+        p = self.primes
+        return (
+            f"listening every {self.every} epoch{'s' if self.every > 1 else ''}: {len(p.lengths)} streams of "
+            f"{p.n_samples / self.copy.sample_rate:g} s from validation primes; the validation audio is voiced "
+            f"{self.reference['voiced']:.2f}, silent {self.reference['silent']:.2f}"
+        )
+
+    def listen(self):
+        """Generate from the current weights and score it: the quality report dict."""
+        self.copy.set_weights(self.model.get_weights())
+        p = self.primes
+        out = np.atleast_2d(self.generator.generate(p.audio, p.n_samples, phones=p.ids))
+        streams = [self.normaliser.plain(y[:n], before) for y, n, before in zip(out, p.lengths, p.audio)]
+        return self.judge.score(streams)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None or (epoch + 1) % self.every:
+            return
+        loss = logs.get("loss")
+        if loss is None or not math.isfinite(float(loss)):
+            return  # a diverged model has nothing to say; StopOnNaN ends the run
+        started = time.perf_counter()
+        self.last = self.listen()
+        q = self.last["q"]
+        logs.update({
+            "listen_q": math.nan if q is None else q,
+            "listen_voiced": self.last["voiced"]["model"],
+            "listen_silent": self.last["silent"]["model"],
+            "listen_time": time.perf_counter() - started,
+        })

@@ -1,0 +1,121 @@
+"""Listening during training (``listen_every``): what the run generates after each N-th
+epoch is scored, recorded, and is exactly what the epoch's weights generate; listening
+does not change training; it survives a resume."""
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import chord, write_pcm16
+from speechgen.cli import main
+from speechgen.config import load_config
+from speechgen.model import load_model
+from speechgen.train import train
+from test_categorical import categorical_sets
+from test_train import quiet
+
+
+@pytest.fixture
+def chord_wav(tmp_path):
+    # 40 s at 4 kHz: 4 s of validation audio, enough for primes of one training sequence.
+    return write_pcm16(tmp_path / "chord.wav", 4000, chord(4000, 40))
+
+
+def history(run):
+    return list(csv.DictReader(open(run / "history.csv")))
+
+
+def test_listening_records_what_each_checked_epoch_generates(tmp_path, chord_wav):
+    from speechgen.data.corpus import Normaliser, reopen_corpus
+    from speechgen.generate import Generator
+    from speechgen.measures.drift import capped_pieces, held_out_primes
+    from speechgen.measures.quality import QualityJudge
+
+    lines = []
+    config = load_config([], categorical_sets(epochs=4, input_embedding=4, listen_every=2, listen_seconds=1.5,
+                                              listen_primes=3, keep_epochs=2))
+    run = tmp_path / "run"
+    train(chord_wav, run, config, verbose=2, log=lines.append)
+    rows = history(run)
+    assert [r["epoch"] for r in rows] == ["1", "2", "3", "4"]
+    for row in rows:
+        checked = int(row["epoch"]) % 2 == 0
+        for key in ("listen_q", "listen_voiced", "listen_silent", "listen_time"):
+            assert math.isfinite(float(row[key])) == checked, (key, row)
+    heard = [r for r in rows if r["epoch"] in ("2", "4")]
+    for row in heard:
+        assert 0 <= float(row["listen_voiced"]) <= 1 and 0 <= float(row["listen_silent"]) <= 1
+        assert 0 < float(row["listen_time"]) < float(row["seconds"])  # counted in the epoch's seconds
+    # The log says what it listens to, and each checked epoch's line what it heard.
+    assert any(line.startswith("listening every 2 epochs: 3 streams of 1.5 s from validation primes") for line in lines)
+    epoch_lines = [line for line in lines if line.startswith("epoch ")]
+    assert ["listen q" in line for line in epoch_lines] == [False, True, False, True]
+    summary = json.loads((run / "summary.json").read_text())
+    reference = summary["listen_validation"]
+    assert set(reference) == {"voiced", "silent"} and reference["voiced"] > 0.5  # a chord is voiced
+    # Each recorded value is what that epoch's weights generate from the validation
+    # primes with the run's seed: recomputed here from the kept epoch's model.
+    for epoch, row in zip((2, 4), heard):
+        model = load_model(run / "epochs" / f"epoch-{epoch:03d}.keras")
+        corpus = reopen_corpus(model.train_config)
+        normaliser = Normaliser.from_dict(model.normaliser)
+        primes = held_out_primes(model, corpus.splits["valid"], 1.5, 3, config.seed)
+        out = Generator(model, streams=3, seed=config.seed, lookup=False).generate(primes.audio, primes.n_samples)
+        streams = [normaliser.plain(y, before) for y, before in zip(out, primes.audio)]
+        plain = lambda pieces: [normaliser.plain(normaliser.apply(p.read(0, len(p)))) for p in capped_pieces(pieces)]
+        judge = QualityJudge(plain(corpus.splits["valid"]), plain(corpus.splits["train"]), model.sample_rate,
+                             primes.lengths, seed=config.seed)
+        report = judge.score(streams)
+        assert float(row["listen_q"]) == pytest.approx(report["q"], rel=1e-5, abs=1e-6)
+        assert float(row["listen_voiced"]) == pytest.approx(report["voiced"]["model"], abs=1e-6)
+        assert float(row["listen_silent"]) == pytest.approx(report["silent"]["model"], abs=1e-6)
+        assert reference["voiced"] == pytest.approx(report["voiced"]["held_out"], abs=1e-9)
+    # Epochs 2 and 4 generate different audio: the check follows the weights.
+    assert [float(r["listen_q"]) for r in heard][0] != pytest.approx(float(heard[1]["listen_q"]), abs=1e-9)
+
+    # Resume two more epochs, listening every epoch now: the earlier rows are kept.
+    result = CliRunner().invoke(main, ["train", "--resume", str(run), "--set", "epochs=6", "--set", "listen_every=1",
+                                       "--quiet"])
+    assert result.exit_code == 0, result.output
+    again = history(run)
+    assert len(again) == 6 and again[:4] == rows
+    assert all(math.isfinite(float(r["listen_q"])) for r in again[4:])
+
+
+def test_listening_does_not_change_training(tmp_path, chord_wav):
+    weights = {}
+    for listen in (0, 1):
+        config = load_config([], categorical_sets(epochs=2, input_noise=0.05, listen_every=listen,
+                                                  listen_seconds=1, listen_primes=2))
+        run = tmp_path / f"run{listen}"
+        train(chord_wav, run, config, verbose=0, log=quiet)
+        weights[listen] = (load_model(run / "checkpoint.keras").get_weights(),
+                           [(r["loss"], r["val_loss"]) for r in history(run)])
+    for a, b in zip(weights[0][0], weights[1][0]):
+        np.testing.assert_array_equal(a, b)
+    assert weights[0][1] == weights[1][1]
+
+
+def test_listening_needs_validation_audio_longer_than_a_prime(tmp_path):
+    from speechgen.data.corpus import load_corpus
+    from speechgen.errors import SpeechgenError
+
+    # A corpus folder whose validation utterances are each shorter than one training
+    # sequence of the model (40 samples here): one line naming the split, before any
+    # training, and no run directory left.
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for i in range(10):
+        write_pcm16(folder / f"u{i}.wav", 4000, chord(4000, 6))
+    valid = load_corpus(folder, [0.8, 0.2, 0.0], 0).split_names()["valid"]
+    for name in valid:  # the split is by file name and seed: rewrite those short
+        write_pcm16(folder / name, 4000, chord(4000, 0.01))
+    config = load_config([], categorical_sets(epochs=1, listen_every=1, split="[0.8,0.2,0.0]", seq_len=4,
+                                              batch_size=2))
+    with pytest.raises(SpeechgenError, match=r"validation split, listen_every\): no held-out audio longer"):
+        train(folder, tmp_path / "run", config, verbose=0, log=quiet)
+    assert not (tmp_path / "run").exists()
