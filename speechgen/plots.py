@@ -48,6 +48,9 @@ def plot_curves(rows, path, title="learning curves", listen=None):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     axes[-1, 0].set_xlabel("epoch")
+    from matplotlib.ticker import MaxNLocator
+
+    axes[-1, 0].xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100)

@@ -109,6 +109,10 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=(), st
             f"{corpus.source}: phone conditioning needs a corpus folder (.wav with .PHN beside "
             "each); train a single file with --set phones=none"
         )
+    if config.listen_every:
+        from .training.listen import Listen
+
+        Listen.check(corpus, config)
     normaliser = Normaliser.fit(config.normalisation, corpus.splits["train"], config.pre_emphasis)
     phones = _phones_for(config, corpus)
     strategy = make_strategy(strategy)
@@ -286,6 +290,10 @@ def resume(run, sets=(), verbose=1, log=print, callbacks=(), strategy="none", te
             f"resume with --set patience={waited + 1} or more (or patience=0)"
         )
     corpus = reopen_corpus(saved)
+    if config.listen_every:
+        from .training.listen import Listen
+
+        Listen.check(corpus, config)
     normaliser = Normaliser.from_dict(model.normaliser)
     datasets = _datasets(corpus, normaliser, config, _phones_for(config, model=model))
     steps = _steps_per_epoch(datasets, config)

@@ -165,15 +165,20 @@ def test_tiered_phone_conditioned_model_trains_mirrored_and_over_workers_as_one_
     assert fresh[1:, :2].any() and fresh[1:, 2:].any()  # new utterances mid-epoch on both replicas' rows
     # The runs are independent processes: side by side, they take less wall time.
     with ThreadPoolExecutor(3) as pool:
-        runs = [pool.submit(train, corpus, tmp_path / out, strategy, tmp_path, 2, TIERED)
-                for out, strategy in (("single", "none"), ("mirrored", "mirrored"))]
+        # The mirrored run also listens (listen_every): that must not change its training.
+        runs = [pool.submit(train, corpus, tmp_path / out, strategy, tmp_path, 2, TIERED + extra)
+                for out, strategy, extra in (("single", "none", []), ("mirrored", "mirrored", ["listen_every=1"]))]
         # One epoch over two workers, then resumed there for the second.
         pool.submit(multi_worker, [str(corpus), "--out", str(tmp_path / "multi"), *training_sets(1, TIERED)],
                     tmp_path).result()
         (single, _), (mirrored, _) = (r.result() for r in runs)
     np.testing.assert_allclose(mirrored, single, rtol=1e-4)
-    multi_worker(["--resume", str(tmp_path / "multi"), "--set", "epochs=2"], tmp_path)
+    # Resumed listening: the chief generates and records it, the other worker waits.
+    multi_worker(["--resume", str(tmp_path / "multi"), "--set", "epochs=2", "--set", "listen_every=1"], tmp_path)
     np.testing.assert_allclose(history(tmp_path / "multi"), single, rtol=1e-4)
+    for run, heard in (("mirrored", [True, True]), ("multi", [False, True]), ("single", [False, False])):
+        with open(tmp_path / run / "history.csv") as f:
+            assert [np.isfinite(float(r["listen_q"])) for r in csv.DictReader(f)] == heard, run
     from speechgen.model import load_model
 
     reference = load_model(tmp_path / "single" / "model.keras")

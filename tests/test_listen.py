@@ -119,3 +119,27 @@ def test_listening_needs_validation_audio_longer_than_a_prime(tmp_path):
     with pytest.raises(SpeechgenError, match=r"validation split, listen_every\): no held-out audio longer"):
         train(folder, tmp_path / "run", config, verbose=0, log=quiet)
     assert not (tmp_path / "run").exists()
+    # Checked before --out is touched: --force on a folder holding a run deletes nothing.
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "model.keras").write_bytes(b"a model the user has")
+    with pytest.raises(SpeechgenError, match="listen_every"):
+        train(folder, old, config, force=True, verbose=0, log=quiet)
+    assert (old / "model.keras").read_bytes() == b"a model the user has"
+
+
+def test_a_phone_conditioned_model_listens_along_its_utterances_phones(tmp_path):
+    from test_conditioning import level_corpus
+
+    # Utterances of 0.75 s at 4 kHz: each listening stream follows its own validation
+    # utterance's phones and ends with it.
+    root = level_corpus(tmp_path / "corpus", n_utts=10)
+    lines = []
+    config = load_config([], categorical_sets(epochs=1, phones="context", listen_every=1, listen_seconds=2,
+                                              listen_primes=2, split="[0.7,0.3,0.0]"))
+    train(root, tmp_path / "run", config, verbose=2, log=lines.append)
+    row = history(tmp_path / "run")[0]
+    assert all(math.isfinite(float(row[key])) for key in ("listen_q", "listen_voiced", "listen_silent"))
+    # Cut at the utterances' ends: under 2 s of the 2 asked for.
+    described = next(line for line in lines if line.startswith("listening every 1 epoch: 2 streams of "))
+    assert float(described.split(" streams of ")[1].split(" s ")[0]) < 0.75

@@ -315,15 +315,12 @@ def held_out_primes(model, pieces, seconds, primes, seed, source="corpus"):
     """
     from ..data.corpus import Normaliser
     from ..data.framing import Framing
-    from ..errors import SpeechgenError
 
     framing = Framing.of(model)
     w, h = framing.window, framing.hop
     normaliser = Normaliser.from_dict(model.normaliser)
     prime_len = framing.prime_samples()
-    pieces = [p for p in pieces if len(p) > prime_len + h]
-    if not pieces:
-        raise SpeechgenError(f"{source}: no held-out audio longer than one training sequence to prime with")
+    pieces = primeable(pieces, framing, source)
     rng = np.random.default_rng(seed)
     chosen = []
     for _ in range(primes):
@@ -345,6 +342,21 @@ def held_out_primes(model, pieces, seconds, primes, seed, source="corpus"):
         ids = np.stack([track_of_piece(model, p).step_ids(o + w, steps, h, model.phone_context) for p, o in chosen])
     audio = np.stack([normaliser.read(p, o, o + prime_len) for p, o in chosen])
     return HeldOutPrimes(chosen, audio, ids, lengths, n_samples)
+
+
+def primeable(pieces, framing, source="corpus"):
+    """The pieces long enough to prime a model of ``framing``
+    (:class:`speechgen.data.framing.Framing`) and generate one step after.
+
+    Raises:
+        SpeechgenError: none is (named by ``source``).
+    """
+    from ..errors import SpeechgenError
+
+    pieces = [p for p in pieces if len(p) > framing.prime_samples() + framing.hop]
+    if not pieces:
+        raise SpeechgenError(f"{source}: no held-out audio longer than one training sequence to prime with")
+    return pieces
 
 
 def capped_pieces(pieces, max_samples=8_000_000):

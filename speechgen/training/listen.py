@@ -66,7 +66,7 @@ class Listen(keras.callbacks.Callback):
         self.copy = model.with_batch_size(primes)
         self.normaliser = Normaliser.from_dict(model.normaliser)
         self.primes = held_out_primes(self.copy, corpus.splits["valid"], config.listen_seconds, primes, config.seed,
-                                      f"{corpus.source} (validation split, listen_every)")
+                                      _source(corpus))
         # No lookup tables: they are computed from the weights once, and these change.
         self.generator = Generator(self.copy, streams=primes, seed=config.seed, temperature=1.0, lookup=False)
         plain = self.normaliser.plain
@@ -77,6 +77,15 @@ class Listen(keras.callbacks.Callback):
         self.judge = QualityJudge(held, train, model.sample_rate, self.primes.lengths, seed=config.seed)
         self.reference = {"voiced": self.judge.voiced["held_out"], "silent": self.judge.silent["held_out"]}
         self.last = None
+
+    @staticmethod
+    def check(corpus, config):
+        """Raise the error :class:`Listen` would, before anything is created: the
+        validation split must hold an utterance longer than one training sequence."""
+        from ..data.framing import Framing
+        from ..measures.drift import primeable
+
+        primeable(corpus.splits["valid"], Framing.of(config), _source(corpus))
 
     def describe(self):
         """One line for the run's log: what is generated, and the validation audio's
@@ -111,3 +120,7 @@ class Listen(keras.callbacks.Callback):
             "listen_silent": self.last["silent"]["model"],
             "listen_time": time.perf_counter() - started,
         })
+
+
+def _source(corpus):
+    return f"{corpus.source} (validation split, listen_every)"
