@@ -109,10 +109,7 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=(), st
             f"{corpus.source}: phone conditioning needs a corpus folder (.wav with .PHN beside "
             "each); train a single file with --set phones=none"
         )
-    if config.listen_every:
-        from .training.listen import Listen
-
-        Listen.check(corpus, config)
+    _check_listening(corpus, config)
     normaliser = Normaliser.fit(config.normalisation, corpus.splits["train"], config.pre_emphasis)
     phones = _phones_for(config, corpus)
     strategy = make_strategy(strategy)
@@ -155,6 +152,15 @@ def _check_budget_strategy(config, strategy):
             f"--set max_minutes={config.max_minutes:g}: a time budget needs one process (--strategy none or "
             "mirrored); with multi-worker, set epochs"
         )
+
+
+def _check_listening(corpus, config):
+    """With ``listen_every``, refuse a validation split that cannot prime, before
+    anything is created or changed (``Listen`` would refuse it only in ``_fit``)."""
+    if config.listen_every:
+        from .training.listen import Listen
+
+        Listen.check(corpus, config)
 
 
 def _check_mid_epoch_strategy(config, strategy):
@@ -290,10 +296,7 @@ def resume(run, sets=(), verbose=1, log=print, callbacks=(), strategy="none", te
             f"resume with --set patience={waited + 1} or more (or patience=0)"
         )
     corpus = reopen_corpus(saved)
-    if config.listen_every:
-        from .training.listen import Listen
-
-        Listen.check(corpus, config)
+    _check_listening(corpus, config)
     normaliser = Normaliser.from_dict(model.normaliser)
     datasets = _datasets(corpus, normaliser, config, _phones_for(config, model=model))
     steps = _steps_per_epoch(datasets, config)

@@ -32,7 +32,7 @@ def history(run):
 def test_listening_records_what_each_checked_epoch_generates(tmp_path, chord_wav):
     from speechgen.data.corpus import Normaliser, reopen_corpus
     from speechgen.generate import Generator
-    from speechgen.measures.drift import capped_pieces, held_out_primes
+    from speechgen.measures.drift import held_out_primes, judged_audio
     from speechgen.measures.quality import QualityJudge
 
     lines = []
@@ -66,9 +66,9 @@ def test_listening_records_what_each_checked_epoch_generates(tmp_path, chord_wav
         primes = held_out_primes(model, corpus.splits["valid"], 1.5, 3, config.seed)
         out = Generator(model, streams=3, seed=config.seed, lookup=False).generate(primes.audio, primes.n_samples)
         streams = [normaliser.plain(y, before) for y, before in zip(out, primes.audio)]
-        plain = lambda pieces: [normaliser.plain(normaliser.apply(p.read(0, len(p)))) for p in capped_pieces(pieces)]
-        judge = QualityJudge(plain(corpus.splits["valid"]), plain(corpus.splits["train"]), model.sample_rate,
-                             primes.lengths, seed=config.seed)
+        judge = QualityJudge(judged_audio(corpus.splits["valid"], normaliser),
+                             judged_audio(corpus.splits["train"], normaliser), model.sample_rate, primes.lengths,
+                             seed=config.seed)
         report = judge.score(streams)
         assert float(row["listen_q"]) == pytest.approx(report["q"], rel=1e-5, abs=1e-6)
         assert float(row["listen_voiced"]) == pytest.approx(report["voiced"]["model"], abs=1e-6)

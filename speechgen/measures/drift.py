@@ -260,7 +260,7 @@ def free_running_report(model, corpus, seconds, primes=4, temperature=1.0, seed=
 
         # Judged as audio: a pre-emphasised model's streams and references de-emphasised.
         held = [normaliser.plain(normaliser.apply(x)) for x in held_audio]
-        train = [normaliser.plain(normaliser.apply(p.read(0, len(p)))) for p in capped_pieces(corpus.splits["train"])]
+        train = judged_audio(corpus.splits["train"], normaliser)
         plain = [normaliser.plain(y, before) for y, before in zip(out, prime)]
         quality_part = {"quality": quality_report(plain, held, train, rate, seed=noise_seed), "generated": plain,
                         "held_out": held}
@@ -357,6 +357,13 @@ def primeable(pieces, framing, source="corpus"):
     if not pieces:
         raise SpeechgenError(f"{source}: no held-out audio longer than one training sequence to prime with")
     return pieces
+
+
+def judged_audio(pieces, normaliser):
+    """The audio of ``pieces`` (capped: :func:`capped_pieces`) as the quality report
+    judges it: through the model's normaliser and back (``plain(apply(x))``), so a
+    pre-emphasised model's references are in its streams' units, de-emphasised."""
+    return [normaliser.plain(normaliser.apply(p.read(0, len(p)))) for p in capped_pieces(pieces)]
 
 
 def capped_pieces(pieces, max_samples=8_000_000):

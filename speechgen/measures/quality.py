@@ -170,6 +170,12 @@ def frechet_distance(a, b, eps=1e-6):
     return float(max(0.0, diff @ diff + np.trace(s_a) + np.trace(s_b) - 2.0 * np.trace(covmean)))
 
 
+def frame_count(n, rate):
+    """How many whole 25 ms frames (10 ms hop) ``n`` samples give (:func:`frames_of`)."""
+    frame, hop, _ = frame_sizes(rate)
+    return 1 + (n - frame) // hop if n >= frame else 0
+
+
 def frame_rms(x, rate):
     """Per 25 ms frame (10 ms hop) RMS about the frame's mean, ``(frames,)``: a stuck
     constant output is silence, whatever its offset."""
@@ -334,7 +340,7 @@ def _pooled_features(signals, rate, floor):
 
 
 def _shares(signals, rate, silence):
-    frames = [len(frame_rms(s, rate)) for s in signals]
+    frames = [frame_count(len(s), rate) for s in signals]
     total = sum(frames)
     if not total:
         return 0.0, 0.0
@@ -397,8 +403,7 @@ class QualityJudge:
         # A Gaussian fit needs frames; say which input is too short instead of a NaN.
         if len(held_power) < 2:
             raise ValueError(f"held-out audio gives {len(held_power)} frames; need at least 2 of {frame} samples")
-        hop = frame_sizes(rate)[1]
-        if sum(1 + (n - frame) // hop for n in self.lengths if n >= frame) < 2:
+        if sum(frame_count(n, rate) for n in self.lengths) < 2:
             raise ValueError(f"generated audio gives under 2 frames of {frame} samples")
         # max(): silent held-out audio must still give a finite log.
         self.floor = max(float(np.mean(held_power) * 10 ** (FLOOR_DB / 10)), 1e-30)
@@ -427,7 +432,7 @@ class QualityJudge:
             ValueError: generated audio shorter than two frames.
         """
         streams = as_signals(generated)
-        frames = sum(len(frame_rms(s, self.rate)) for s in streams)
+        frames = sum(frame_count(len(s), self.rate) for s in streams)
         if frames < 2:
             raise ValueError(f"generated audio gives under 2 frames of {frame_sizes(self.rate)[0]} samples")
         fd = {"model": self._distance(streams), **self.fd}

@@ -58,7 +58,7 @@ class Listen(keras.callbacks.Callback):
         super().__init__()
         from ..data.corpus import Normaliser
         from ..generate import Generator
-        from ..measures.drift import capped_pieces, held_out_primes
+        from ..measures.drift import held_out_primes, judged_audio
         from ..measures.quality import QualityJudge
 
         self.every = config.listen_every
@@ -69,11 +69,9 @@ class Listen(keras.callbacks.Callback):
                                       _source(corpus))
         # No lookup tables: they are computed from the weights once, and these change.
         self.generator = Generator(self.copy, streams=primes, seed=config.seed, temperature=1.0, lookup=False)
-        plain = self.normaliser.plain
-        apply = self.normaliser.apply
         # Judged as audio: pre-emphasised models' streams and references de-emphasised.
-        held = [plain(apply(p.read(0, len(p)))) for p in capped_pieces(corpus.splits["valid"])]
-        train = [plain(apply(p.read(0, len(p)))) for p in capped_pieces(corpus.splits["train"])]
+        held = judged_audio(corpus.splits["valid"], self.normaliser)
+        train = judged_audio(corpus.splits["train"], self.normaliser)
         self.judge = QualityJudge(held, train, model.sample_rate, self.primes.lengths, seed=config.seed)
         self.reference = {"voiced": self.judge.voiced["held_out"], "silent": self.judge.silent["held_out"]}
         self.last = None
