@@ -27,6 +27,9 @@ the predictor's first layer on the ``k`` embedded samples, ``concat_j E[c_j] @ W
 is ``sum_j T_j[c_j] + b`` with tables ``T_j = E @ W_j`` (``W_j``: the rows of ``W`` that
 read position ``j``) computed once per run, so each sample costs ``k`` row lookups
 instead of a ``k*d x units`` product; the drawn class ids are carried, not re-quantised.
+The tables are an argument of the compiled loop, not a constant traced into it, so
+after the model's weights change (listening during training) :meth:`Generator.refresh`
+recomputes them and the same compiled loop runs on.
 """
 
 import time
@@ -73,7 +76,9 @@ class Generator:
             is fed back (normalised units; ``sample --noise`` x the validation RMSE).
         seed: seeds every draw (the same seed gives the same audio).
         lookup: with an input embedding (float32), run the predictor's first layer as
-            per-position table lookups (exact up to float summation order).
+            per-position table lookups (exact up to float summation order). The
+            tables are made from the weights at construction; after the weights
+            change, call :meth:`refresh`.
     """
 
     def __init__(self, model, streams=1, noise=0.0, seed=0, temperature=1.0, lookup=True):
@@ -108,6 +113,14 @@ class Generator:
         self._loops = {}
         self._teacher = compiled(lambda inputs: self.model(inputs, training=False)) \
             if keras.backend.backend() == "tensorflow" else (lambda inputs: self.model(inputs, training=False))
+
+    def refresh(self):
+        """The model's weights have changed (``set_weights``): recompute what the
+        generator derives from them, the lookup tables. The compiled loops are kept
+        (under TensorFlow they read the layers' weights as variables, and the tables
+        are their argument)."""
+        if self._table is not None:
+            self._table = self._lookup_table()
 
     def _lookup_table(self):
         """``(k * levels, units)`` float32: row ``j * levels + c`` is class ``c``'s
@@ -163,20 +176,22 @@ class Generator:
         outputs = self.head.shape_outputs(y, hop)
         return ops.cast(self.head.sample(outputs, key, self.temperature, self.noise), "float32")
 
-    def _predictor_first(self, recent, classes):
+    def _predictor_first(self, recent, classes, table):
         """The predictor's first layer (before the conditioning and ReLU) on the last
-        ``k`` samples ``recent (N, k)`` (or their class ids ``classes (N, k)``)."""
+        ``k`` samples ``recent (N, k)`` (or their class ids ``classes (N, k)``), by
+        the lookup ``table`` when the generator has one."""
         if self._table is not None:
             k, levels = self.model.predictor_window, self.head.levels
-            rows = ops.take(self._table, classes + ops.arange(k, dtype="int32") * levels, axis=0)  # (N, k, units)
+            rows = ops.take(table, classes + ops.arange(k, dtype="int32") * levels, axis=0)  # (N, k, units)
             return ops.sum(rows, axis=1) + ops.cast(self._predictor_in.bias, "float32")
         z = recent
         if self._embed is not None:
             z = ops.reshape(self._embed(classes), (self.streams, -1))
         return self._predictor_in(z)
 
-    def _step(self, window, states, ids, step):
-        """One model step: ``window (N, W)`` -> ``(samples (N, hop), new states)``.
+    def _step(self, window, states, ids, step, table):
+        """One model step: ``window (N, W)`` -> ``(samples (N, hop), new states)``
+        (``table``: the lookup tables, or a placeholder without them).
 
         With an upper tier, ``states`` ends with its LSTMs' states and ``(cond,)``, the
         upsampled vectors of the current upper step; the upper tier runs (and ``cond``
@@ -201,7 +216,7 @@ class Generator:
         classes = ops.cast(self.head.targets(recent, ops=ops), "int32") if self._embed is not None else None
         # Unrolled over the hop samples (a static count): each reads the ones before it.
         for j in range(self.hop):
-            z = self._predictor_first(recent, classes)
+            z = self._predictor_first(recent, classes, table)
             z = self._predictor_relu(z + ops.cast(cond[:, j], z.dtype))
             for layer in self._predictor:
                 z = layer(z)
@@ -225,11 +240,11 @@ class Generator:
             return self._loops[n_steps]
         hop, with_ids = self.hop, bool(self.context)
 
-        def run(window, states, ids, first_step):
+        def run(window, states, ids, first_step, table):
             def body(i, carry):
                 window, states, out = carry
                 step = first_step + i
-                y, states = self._step(window, states, ids[i] if with_ids else None, step)
+                y, states = self._step(window, states, ids[i] if with_ids else None, step, table)
                 out = ops.slice_update(out, (0, i * hop), y)
                 return ops.concatenate([window[:, hop:], y], axis=1), states, out
 
@@ -301,11 +316,12 @@ class Generator:
             ids = np.concatenate([ids, np.repeat(ids[-1:], n_chunks * chunk - n_steps, axis=0)])
         loop = self._loop(chunk)
         window = ops.convert_to_tensor(window, "float32")
+        table = self._table if self._table is not None else ops.zeros((0,), "float32")
         pieces, started = [], time.perf_counter()
         for c in range(n_chunks):
             window, states, out = loop(
                 window, states, ops.convert_to_tensor(ids[c * chunk : (c + 1) * chunk]),
-                ops.convert_to_tensor(np.int32(first_step + c * chunk)),
+                ops.convert_to_tensor(np.int32(first_step + c * chunk)), table,
             )
             pieces.append(ops.convert_to_numpy(out))
             if progress:

@@ -116,6 +116,29 @@ def test_tiered_generation_equals_keras_per_sample(head, embedding, lookup):
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
+def test_refresh_follows_new_weights_with_the_same_compiled_loop():
+    """Listening during training generates from one Generator whose model's weights are
+    set anew at each check: after ``refresh`` it generates exactly what a Generator
+    built on the new weights does (its lookup tables and its layers' weights), through
+    the loop it compiled before; without ``refresh`` its tables are stale."""
+    model = model_for(8, 8, units=(16,), predictor_units=[12], input_embedding=4, output="categorical", levels=32)
+    other = model_for(8, 8, units=(16,), predictor_units=[12], input_embedding=4, output="categorical", levels=32)
+    rng = np.random.default_rng(7)
+    other.set_weights([w + rng.normal(scale=0.2, size=w.shape).astype(w.dtype) for w in other.get_weights()])
+    prime = np.random.default_rng(2).normal(scale=0.3, size=(2, 45)).astype("float32")
+    gen = Generator(model, streams=2, seed=SEED)
+    gen.generate(prime, 6 * 8)
+    loops = dict(gen._loops)
+    gen.model.set_weights(other.get_weights())  # the generator's own copy (batch size 2)
+    stale = gen.generate(prime, 6 * 8)
+    gen.refresh()
+    fresh = gen.generate(prime, 6 * 8)
+    assert gen._loops == loops  # nothing was traced again
+    expected = Generator(other, streams=2, seed=SEED).generate(prime, 6 * 8)
+    np.testing.assert_array_equal(fresh, expected)
+    assert not np.array_equal(stale, expected)
+
+
 @pytest.mark.parametrize("hoist", [False, True])
 @pytest.mark.parametrize("hop, context, embedding, tiered", [(1, 1, 0, False), (1, 3, 5, False), (16, 1, 0, False),
                                                              (8, 1, 3, True), (8, 4, 3, True)])

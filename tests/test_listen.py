@@ -64,7 +64,7 @@ def test_listening_records_what_each_checked_epoch_generates(tmp_path, chord_wav
         corpus = reopen_corpus(model.train_config)
         normaliser = Normaliser.from_dict(model.normaliser)
         primes = held_out_primes(model, corpus.splits["valid"], 1.5, 3, config.seed)
-        out = Generator(model, streams=3, seed=config.seed, lookup=False).generate(primes.audio, primes.n_samples)
+        out = Generator(model, streams=3, seed=config.seed).generate(primes.audio, primes.n_samples)
         streams = [normaliser.plain(y, before) for y, before in zip(out, primes.audio)]
         judge = QualityJudge(judged_audio(corpus.splits["valid"], normaliser),
                              judged_audio(corpus.splits["train"], normaliser), model.sample_rate, primes.lengths,

@@ -67,8 +67,8 @@ class Listen(keras.callbacks.Callback):
         self.normaliser = Normaliser.from_dict(model.normaliser)
         self.primes = held_out_primes(self.copy, corpus.splits["valid"], config.listen_seconds, primes, config.seed,
                                       _source(corpus))
-        # No lookup tables: they are computed from the weights once, and these change.
-        self.generator = Generator(self.copy, streams=primes, seed=config.seed, temperature=1.0, lookup=False)
+        # With lookup tables, as `speechgen sample` generates (refreshed at each check).
+        self.generator = Generator(self.copy, streams=primes, seed=config.seed, temperature=1.0)
         # Judged as audio: pre-emphasised models' streams and references de-emphasised.
         held = judged_audio(corpus.splits["valid"], self.normaliser)
         train = judged_audio(corpus.splits["train"], self.normaliser)
@@ -98,6 +98,7 @@ class Listen(keras.callbacks.Callback):
     def listen(self):
         """Generate from the current weights and score it: the quality report dict."""
         self.copy.set_weights(self.model.get_weights())
+        self.generator.refresh()
         p = self.primes
         out = np.atleast_2d(self.generator.generate(p.audio, p.n_samples, phones=p.ids))
         streams = [self.normaliser.plain(y[:n], before) for y, n, before in zip(out, p.lengths, p.audio)]
