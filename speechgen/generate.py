@@ -116,9 +116,11 @@ class Generator:
 
     def refresh(self):
         """The model's weights have changed (``set_weights``): recompute what the
-        generator derives from them, the lookup tables. The compiled loops are kept
-        (under TensorFlow they read the layers' weights as variables, and the tables
-        are their argument)."""
+        generator derives from them, the lookup tables. The compiled loops are kept:
+        under TensorFlow they read the layers' weights as variables, and the tables
+        are their argument. (Under JAX, ``jax.jit`` traces the weights in as
+        constants: there, build a new Generator instead; training, the one user of
+        this, runs under TensorFlow.)"""
         if self._table is not None:
             self._table = self._lookup_table()
 
