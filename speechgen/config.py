@@ -104,6 +104,10 @@ class Config:
     listen_every: int = 0
     listen_seconds: float = 5.0
     listen_primes: int = 4
+    # Which epoch model.keras holds and early stopping counts from (speechgen.training.listen):
+    # val_loss (the lowest validation loss) | listening (the lowest listen_distance: what the
+    # run heard nearest the validation audio in q, voiced and silent shares; needs listen_every)
+    best_by: str = "val_loss"
     mixed_precision: str = "none"  # none | mixed_float16 (GPU) | mixed_bfloat16 (CPUs with bf16)
     # compute the first LSTM layer's input projection for the whole chunk in one matmul
     # (the same maths, faster on CPU; the first layer then does not use cuDNN on GPU):
@@ -132,6 +136,7 @@ CHOICES = {
     "output": ("mse", "categorical"),
     "quantisation": ("mulaw", "linear"),
     "utterances": ("separate", "joined"),
+    "best_by": ("val_loss", "listening"),
 }
 
 
@@ -283,6 +288,21 @@ def validate(config):
             raise UsageError(
                 f"config: {key} must be one of {', '.join(choices)}, got {getattr(config, key)!r}"
             )
+    _validate_best_by(config)
+
+
+def _validate_best_by(config):
+    """``best_by: listening`` chooses the kept epoch by what the run heard, so it must
+    listen, and hear at least one epoch the run will reach."""
+    if config.best_by != "listening":
+        return
+    if not config.listen_every:
+        raise UsageError("config: best_by=listening needs listening during training (set listen_every, e.g. 1)")
+    if config.listen_every > config.epochs:
+        raise UsageError(
+            f"config: best_by=listening with listen_every={config.listen_every} hears no epoch of "
+            f"epochs={config.epochs}; set listen_every to at most {config.epochs} (1: every epoch)"
+        )
 
 
 # Keys resume applies; the rest is baked into the checkpoint's model and optimizer (or
@@ -296,10 +316,13 @@ def changed_keys(saved, config, resumable=RESUMABLE):
     resumed run cannot apply (not in ``resumable``), in the config's key order.
 
     Args:
-        saved: a saved model's ``train_config`` (dict; keys it lacks count as unchanged).
+        saved: a saved model's ``train_config`` (dict; keys it lacks count as unchanged,
+            but a missing ``best_by`` is ``val_loss``).
         config: the resolved :class:`Config` of the resume.
     """
-    saved = saved or {}
+    # A run saved before best_by existed kept its model by val_loss: switching it to
+    # listening on resume would replace that model.keras with the first heard epoch.
+    saved = {"best_by": "val_loss", **(saved or {})}
     return [k for k, v in config.to_dict().items() if k not in resumable and k in saved and not _same(k, saved[k], v)]
 
 

@@ -14,12 +14,13 @@ def _pyplot():
     return plt
 
 
-def plot_curves(rows, path, title="learning curves", listen=None):
+def plot_curves(rows, path, title="learning curves", listen=None, kept=None):
     """Train and valid loss per epoch from history rows, written atomically: MSE (log
     scale) for MSE heads, bits per sample for categorical heads. When the run listened
     (``listen_every``: rows with ``listen_*`` values), a second panel shows what it
     heard per epoch: q and the voiced and silent shares, with ``listen`` (the
-    validation audio's own ``{"voiced", "silent"}``) as dashed lines."""
+    validation audio's own ``{"voiced", "silent"}``) as dashed lines. ``kept``:
+    ``(epoch, best_by)`` of the epoch ``model.keras`` holds, marked in every panel."""
     plt = _pyplot()
     heard = [r for r in rows if np.isfinite(r.get("listen_voiced", np.nan))]
     fig, axes = plt.subplots(2 if heard else 1, 1, figsize=(6, 7 if heard else 4), squeeze=False, sharex=True)
@@ -35,7 +36,6 @@ def plot_curves(rows, path, title="learning curves", listen=None):
     ax.set_ylabel("bits per sample" if bits else "MSE (normalised units)")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend()
     if heard:
         ax = axes[1, 0]
         at = [r["epoch"] for r in heard]
@@ -46,7 +46,12 @@ def plot_curves(rows, path, title="learning curves", listen=None):
                 ax.axhline(listen[label], color=line.get_color(), ls="--", lw=1, label=f"{label} (validation audio)")
         ax.set_ylabel("generated from validation primes")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
+    if kept:
+        epoch, by = kept
+        for a in axes[:, 0]:
+            a.axvline(epoch, color="grey", ls=":", lw=1.5, label=f"model.keras (best by {by.replace('_', ' ')})")
+    for i, a in enumerate(axes[:, 0]):
+        a.legend(fontsize=7 if i or kept else None)
     axes[-1, 0].set_xlabel("epoch")
     from matplotlib.ticker import MaxNLocator
 

@@ -103,6 +103,7 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=(), st
     # Validate everything that can fail before creating anything on disk.
     _check_mid_epoch_strategy(config, strategy)
     _check_budget_strategy(config, strategy)
+    _check_listening_strategy(config, strategy)
     corpus = load_corpus(data, config.split, config.seed, trim=trim_of(config.trim_silence, config.trim_margin))
     if config.phones != "none" and corpus.layout == "file":
         raise SpeechgenError(
@@ -142,6 +143,33 @@ def train(data, out, config, force=False, verbose=1, log=print, callbacks=(), st
         # can simply be run again (with a lower learning rate, say).
         discard_unfinished(out, fresh)
     return result
+
+
+def monitor_of(config):
+    """The history column that chooses ``model.keras`` and counts patience."""
+    return "listen_distance" if config.best_by == "listening" else "val_loss"
+
+
+def _best_line(recorder, config):
+    """The end of the run's last line: which epoch model.keras holds, and why."""
+    if not recorder.best_epoch:
+        return "no epoch heard (model.keras not written)" if config.best_by == "listening" else "no finite val_loss"
+    row = recorder.rows[recorder.best_epoch - 1]
+    if config.best_by == "listening":
+        return (f"model.keras is epoch {recorder.best_epoch}, best by listening (distance {recorder.best:.3f}: "
+                f"q {row['listen_q']:.2f}, voiced {row['listen_voiced']:.2f}, silent {row['listen_silent']:.2f}; "
+                f"val_loss {row['val_loss']:.6g})")
+    return f"best val_loss {recorder.best:.6g} at epoch {recorder.best_epoch}"
+
+
+def _check_listening_strategy(config, strategy):
+    """Only the chief listens: workers of a multi-worker run could not stop early on
+    what it heard (they would wait for each other)."""
+    if strategy == "multi-worker" and config.best_by == "listening" and config.patience:
+        raise UsageError(
+            f"--set best_by=listening with patience={config.patience}: only the chief of a multi-worker run "
+            "listens, so the workers cannot stop early on it; set patience=0 (or best_by=val_loss)"
+        )
 
 
 def _check_budget_strategy(config, strategy):
@@ -247,6 +275,7 @@ def resume(run, sets=(), verbose=1, log=print, callbacks=(), strategy="none", te
     config = load_config([run / "config.yaml"], sets)
     _check_mid_epoch_strategy(config, strategy)
     _check_budget_strategy(config, strategy)
+    _check_listening_strategy(config, strategy)
     strategy = make_strategy(strategy)
     chief = is_chief(strategy)
     rows_per_replica = per_replica_batch(config.batch_size, strategy)
@@ -288,7 +317,7 @@ def resume(run, sets=(), verbose=1, log=print, callbacks=(), strategy="none", te
             f"{run}: its {len(rows)} epochs took {spent:.1f} of its max_minutes={config.max_minutes:g}, and "
             f"another would not fit; resume with --set max_minutes=N for more (or max_minutes=0)"
         )
-    stopped = RunRecorder(run, rows=rows, patience=config.patience)
+    stopped = RunRecorder(run, monitor=monitor_of(config), rows=rows, patience=config.patience)
     if stopped.should_stop():
         waited = len(rows) - stopped.best_epoch
         raise SpeechgenError(
@@ -372,7 +401,7 @@ def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks, pa
     seconds_before = partial["seconds"] if partial else 0.0
     schedules = DriftSchedules(config)
     recorder = RunRecorder(
-        out, rows=rows, patience=config.patience, schedules=schedules,
+        out, monitor=monitor_of(config), rows=rows, patience=config.patience, schedules=schedules,
         checkpoint_batches=config.checkpoint_batches, n_batches=n_batches, keep_epochs=config.keep_epochs,
         first_batch=first, seconds_before=seconds_before,
     )
@@ -425,14 +454,19 @@ def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks, pa
     rows = recorder.rows
     if rows:
         plot_curves(rows, out / "curves.png", title=f"{Path(corpus.source).name}",
-                    listen=listening[0].reference if listening else None)
+                    listen=listening[0].reference if listening else None,
+                    kept=(recorder.best_epoch, config.best_by) if recorder.best_epoch else None)
     summary = {
         "data": corpus.source,
         "sample_rate": corpus.rate,
         "parameters": model.count_params(),
         "epochs": len(rows),
+        # model.keras holds best_epoch: the lowest val_loss, or with best_by: listening the
+        # lowest listen_distance (then best_listen_distance).
+        "best_by": config.best_by,
         "best_epoch": recorder.best_epoch,
-        "best_val_loss": recorder.best if recorder.best_epoch else None,
+        "best_val_loss": rows[recorder.best_epoch - 1]["val_loss"] if recorder.best_epoch else None,
+        "best_listen_distance": recorder.best if recorder.best_epoch and config.best_by == "listening" else None,
         "seconds_total": sum(r["seconds"] for r in rows),
         "seconds_this_session": total,
         "seconds_per_epoch": (sum(r["seconds"] for r in rows) / len(rows)) if rows else None,
@@ -456,11 +490,7 @@ def _fit(model, corpus, config, out, datasets, rows, verbose, log, callbacks, pa
             f"{len(rows)} epochs" + (f" (as many as fit in max_minutes={config.max_minutes:g})" if budget.stopped else "")
             + f", {summary['seconds_total']:.1f} s of training "
             f"({summary['seconds_per_epoch']:.2f} s per epoch); "
-            + (
-                f"best val_loss {recorder.best:.6g} at epoch {recorder.best_epoch}"
-                if recorder.best_epoch
-                else "no finite val_loss"
-            )
+            + _best_line(recorder, config)
         )
     summary["epochs_checkpointed"], summary["batches_checkpointed"] = recorder.checkpointed
     return RunResult(summary, nan_guard.batch is not None, interrupted)

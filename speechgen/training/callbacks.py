@@ -114,7 +114,9 @@ class RunRecorder(keras.callbacks.Callback):
 
     Args:
         run_dir: the run directory.
-        monitor: the quantity that decides "best" (lower is better).
+        monitor: the history column that decides "best" (lower is better): ``val_loss``,
+            or ``listen_distance`` (``best_by: listening``; epochs without a check never
+            count as best).
         rows: history of earlier epochs (resuming).
         patience: epochs without improvement before stopping (0: never stop early).
         schedules: the run's DriftSchedules, whose values each history row records.
@@ -314,7 +316,8 @@ class EpochLog(keras.callbacks.Callback):
         parts += [f"{key} {row[key]:.4g}" for key in ("sampling_p", "input_noise") if row.get(key)]
         if math.isfinite(row.get("listen_voiced", math.nan)):  # Listen checked this epoch
             parts.append(f"listen q {row['listen_q']:.2f} voiced {row['listen_voiced']:.2f} "
-                         f"silent {row['listen_silent']:.2f} ({row['listen_time']:.1f} s)")
+                         f"silent {row['listen_silent']:.2f} distance {row['listen_distance']:.2f} "
+                         f"({row['listen_time']:.1f} s)")
         parts.append(f"{row['seconds']:.1f} s")
         if self.recorder.best_epoch == row["epoch"]:
             parts.append("best so far")

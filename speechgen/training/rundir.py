@@ -10,7 +10,7 @@ from ..errors import SpeechgenError
 RUN_FILES = ("model.keras", "checkpoint.keras", "config.yaml", "history.csv", "curves.png", "summary.json")
 RUN_FOLDERS = ("tensorboard", "epochs")
 # history.csv's listening columns (speechgen.training.listen; NaN in epochs without a check).
-LISTEN_KEYS = ("listen_q", "listen_voiced", "listen_silent", "listen_time")
+LISTEN_KEYS = ("listen_q", "listen_voiced", "listen_silent", "listen_time", "listen_distance")
 
 
 def prepare_run_dir(out, force=False):
