@@ -240,6 +240,20 @@ def test_best_by_cannot_change_when_resuming(tmp_path, chord_wav):
                                        "best_by=listening", "--quiet"])
     assert result.exit_code != 0 and "cannot change best_by when resuming" in result.output, result.output
     assert (run / "model.keras").read_bytes() == before
+    # A run kept by listening compares distances heard alike: no new stream length.
+    listened = tmp_path / "listened"
+    heard = load_config([], categorical_sets(epochs=1, listen_every=1, listen_seconds=1, listen_primes=1,
+                                             best_by="listening"))
+    train(chord_wav, listened, heard, verbose=0, log=quiet)
+    before = (listened / "model.keras").read_bytes()
+    for change in ("listen_seconds=2", "listen_primes=2"):
+        result = CliRunner().invoke(main, ["train", "--resume", str(listened), "--set", "epochs=2", "--set", change,
+                                           "--quiet"])
+        key = change.split("=")[0]
+        assert result.exit_code == 1, result.output
+        assert f"cannot change {key} when resuming a run with best_by=listening" in result.output, result.output
+        assert "Traceback" not in result.output
+    assert (listened / "model.keras").read_bytes() == before and len(history(listened)) == 1
     # A run saved before best_by existed kept its model by val_loss: the same refusal.
     from speechgen.config import check_resumable
     from speechgen.errors import SpeechgenError
