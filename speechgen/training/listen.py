@@ -138,10 +138,10 @@ def listen_distance(q, voiced, silent, reference):
     when q is undefined).
 
     One number, lower is better, so ``best_by: listening`` chooses and early-stops on it
-    as on a loss. The three terms are all fractions of 0..1 and weigh alike: q says how
-    near the log-mel frames are (1 = as near as real audio, so above 1 counts as 1), the
-    two shares say whether it is as voiced and as often silent as speech, which q alone
-    missed (epochs heard at q 0.92-0.99 were voiced 0.21-0.37 against 0.55).
+    as on a loss. The terms weigh alike: ``1 - q`` is 0 as near as real audio in log-mel
+    frames (q above 1 counts as 1) and 1 as far as LPC-shaped noise (more when worse);
+    the two shares (0..1) say whether it is as voiced and as often silent as speech,
+    which q alone missed (epochs heard at q 0.92-0.99 were voiced 0.21-0.37 against 0.55).
 
     Args:
         q: the quality score (None: undefined).
