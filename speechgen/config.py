@@ -335,6 +335,11 @@ def _same(key, saved, value):
         return saved == value
 
 
+# A run kept by listening (best_by: listening) compares every epoch's listen_distance, so
+# each must be heard alike: these resumable keys are fixed in such a run.
+HEARD_ALIKE = ("listen_seconds", "listen_primes")
+
+
 def check_resumable(saved, config, resumable=RESUMABLE):
     """Raise :class:`SpeechgenError` naming the first key resume cannot change."""
     changed = changed_keys(saved, config, resumable)
@@ -343,6 +348,14 @@ def check_resumable(saved, config, resumable=RESUMABLE):
             f"--set {changed[0]}: cannot change {changed[0]} when resuming (only {', '.join(resumable)} "
             "can); start a new run"
         )
+    if config.best_by == "listening":
+        heard = changed_keys(saved, config, tuple(k for k in resumable if k not in HEARD_ALIKE))
+        if heard:
+            key = heard[0]
+            raise SpeechgenError(
+                f"--set {key}: cannot change {key} when resuming a run with best_by=listening (it compares "
+                f"every epoch's listen_distance, heard with {key}={saved[key]:g}); start a new run"
+            )
 
 
 # The run's own record, SpeechRNN.run_state, saved beside (not inside) its

@@ -172,19 +172,6 @@ def _check_listening_strategy(config, strategy):
         )
 
 
-def _check_listening_resumable(saved, config):
-    """A run kept by listening compares every epoch's ``listen_distance``, so each must
-    be heard alike: the streams' length and number cannot change on resume."""
-    if config.best_by != "listening":
-        return
-    for key in ("listen_seconds", "listen_primes"):
-        if key in saved and saved[key] != getattr(config, key):
-            raise SpeechgenError(
-                f"--set {key}: cannot change {key} when resuming a run with best_by=listening (it compares "
-                f"every epoch's listen_distance, heard with {key}={saved[key]:g}); start a new run"
-            )
-
-
 def _check_budget_strategy(config, strategy):
     """A time budget decides when the run ends and how fast its learning rate falls from
     a clock: workers of a multi-worker run would each read their own and disagree."""
@@ -303,7 +290,6 @@ def resume(run, sets=(), verbose=1, log=print, callbacks=(), strategy="none", te
         )
     saved = model.train_config or {}
     check_resumable(saved, config)
-    _check_listening_resumable(saved, config)
     state = model.run_state
     done = state.get("epochs_done")
     position = int(state.get("batches_done") or 0)  # batches of epoch done + 1 (mid-epoch checkpoint)
